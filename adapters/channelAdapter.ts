@@ -1,0 +1,30 @@
+// The narrow interface every channel adapter implements for the way out. Adapters translate and
+// send; they know nothing of routing or storage.
+import type { InboxRecord } from '../src/inboxes/inboxDirectory.ts';
+import type { NormalizedMessage } from '../src/schema/message.ts';
+
+export interface SendRequest {
+  inbox: InboxRecord;
+  credentials: Record<string, unknown>;
+  /** The contact's id on the channel (OpenID, phone number, address, visitor id). */
+  to: string;
+  message: NormalizedMessage;
+}
+
+export interface SendResult {
+  /** The provider's id for the sent message, if it gives one. */
+  externalId?: string;
+  status: 'sent' | 'delivered';
+}
+
+/** A send that will never succeed as is (bad number, window closed): not retried. */
+export class PermanentSendError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
+export interface ChannelAdapter {
+  readonly type: string;
+  send(request: SendRequest): Promise<SendResult>;
+}

@@ -1,0 +1,103 @@
+// The gateway's settings: defaults, the schema they must match, and how env and file combine.
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+export const roleSchema = z.enum(['web', 'worker', 'all']);
+export type Role = z.infer<typeof roleSchema>;
+
+export const declaredInboxSchema = z.object({
+  id: z.string().regex(/^[A-Za-z0-9_-]{3,64}$/).optional(),
+  type: z.string(),
+  name: z.string().min(1).max(200),
+  settings: z.record(z.string(), z.unknown()).default({}),
+  credentials: z.record(z.string(), z.unknown()).default({}),
+});
+
+export const declaredAccountSchema = z.object({
+  id: z.string().regex(/^[A-Za-z0-9_-]{3,64}$/),
+  name: z.string().min(1).max(200),
+  inboxes: z.array(declaredInboxSchema).default([]),
+});
+
+export const settingsSchema = z.object({
+  port: port.default(3000),
+  host: z.string().default('0.0.0.0'),
+  redisUrl: z.string().regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL').optional(),
+  publicUrl: z.string().url().optional(),
+  adminKey: z.string().min(24, 'at least 24 characters').optional(),
+  secretKey: z.string().min(32, 'at least 32 characters (e.g. `openssl rand -base64 32`)').optional(),
+  configFile: z.string().optional(),
+  dataDir: z.string().default('data'),
+  redisPrefix: z.string().regex(/^[A-Za-z0-9{}_-]+$/, 'letters, digits, _ - { }').default('gw'),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  bodyLimitBytes: positiveInt.default(1024 * 1024),
+  wsMaxFrameBytes: positiveInt.default(64 * 1024),
+  messageRetentionDays: positiveInt.default(30),
+  workerConcurrency: positiveInt.max(512).default(32),
+  demo: z.enum(['auto', 'on', 'off']).default('auto'),
+  role: roleSchema.default('all'),
+  accounts: z.array(declaredAccountSchema).default([]),
+});
+
+export type Settings = z.infer<typeof settingsSchema>;
+
+const envNames: Record<string, keyof Settings> = {
+  PORT: 'port',
+  HOST: 'host',
+  REDIS_URL: 'redisUrl',
+  PUBLIC_URL: 'publicUrl',
+  GATEWAY_ADMIN_KEY: 'adminKey',
+  GATEWAY_SECRET_KEY: 'secretKey',
+  GATEWAY_CONFIG: 'configFile',
+  GATEWAY_DATA_DIR: 'dataDir',
+  GATEWAY_REDIS_PREFIX: 'redisPrefix',
+  LOG_LEVEL: 'logLevel',
+  GATEWAY_BODY_LIMIT: 'bodyLimitBytes',
+  GATEWAY_WS_MAX_FRAME: 'wsMaxFrameBytes',
+  GATEWAY_MESSAGE_RETENTION_DAYS: 'messageRetentionDays',
+  GATEWAY_WORKER_CONCURRENCY: 'workerConcurrency',
+  GATEWAY_DEMO: 'demo',
+  GATEWAY_ROLE: 'role',
+};
+
+export class SettingsError extends Error {}
+
+function envKeyOf(key: string): string {
+  return Object.entries(envNames).find(([, k]) => k === key)?.[0] ?? key;
+}
+
+/** Reads env (and GATEWAY_CONFIG, and --role), validates, and names the first bad setting. */
+export function loadSettings(env: NodeJS.ProcessEnv = process.env, argv: string[] = process.argv.slice(2)): Settings {
+  const raw: Record<string, unknown> = {};
+  const configFile = env.GATEWAY_CONFIG;
+  if (configFile) {
+    try {
+      Object.assign(raw, JSON.parse(readFileSync(resolve(configFile), 'utf8')));
+    } catch (error) {
+      throw new SettingsError(`GATEWAY_CONFIG: cannot read ${configFile} as JSON: ${(error as Error).message}`);
+    }
+  }
+  for (const [name, key] of Object.entries(envNames)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  const roleIndex = argv.findIndex((a) => a === '--role' || a.startsWith('--role='));
+  if (roleIndex >= 0) {
+    const arg = argv[roleIndex]!;
+    raw.role = arg.includes('=') ? arg.split('=')[1] : argv[roleIndex + 1];
+  }
+  const parsed = settingsSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? '');
+      const name = key === 'role' ? '--role' : envKeyOf(key);
+      return `${name}${issue.path.length > 1 ? '.' + issue.path.slice(1).join('.') : ''}: ${issue.message}`;
+    });
+    throw new SettingsError(`Invalid settings:\n  ${lines.join('\n  ')}`);
+  }
+  return parsed.data;
+}

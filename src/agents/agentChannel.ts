@@ -1,0 +1,113 @@
+// An agent's live socket (WS /api/v1/agent/ws): assignments, messages and status in; replies,
+// typing, status and resolve out. Every action goes through the same services as the REST API.
+import type { WebSocket } from 'ws';
+import { z } from 'zod';
+import type { ConversationActions } from '../conversations/conversationActions.ts';
+import type { ConversationStore } from '../conversations/conversationStore.ts';
+import { HttpError } from '../http/errors.ts';
+import { sendJson, type LiveEntry, type LiveFeed } from '../live/liveFeed.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import { agentStatusSchema, type AgentDirectory, type AgentRecord } from '../tenancy/agents.ts';
+
+const agentFrameSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('reply'), conversationId: z.string().max(100), text: z.string().trim().min(1).max(10_000), clientMessageId: z.string().max(100).optional() }),
+  z.object({ type: z.literal('typing'), conversationId: z.string().max(100), on: z.boolean() }),
+  z.object({ type: z.literal('status'), status: agentStatusSchema }),
+  z.object({ type: z.literal('resolve'), conversationId: z.string().max(100) }),
+  z.object({ type: z.literal('ping') }),
+]);
+
+const eventsWithHistory = new Set(['conversation.assigned', 'conversation.transferred']);
+
+export class AgentChannel {
+  constructor(private readonly deps: {
+    log: Logger; metrics: Metrics; agents: AgentDirectory; actions: ConversationActions;
+    conversations: ConversationStore; live: LiveFeed;
+  }) {}
+
+  async handleSocket(socket: WebSocket, agent: AgentRecord): Promise<void> {
+    const { live, metrics } = this.deps;
+    live.agents.add(agent.id, socket);
+    metrics.websockets.inc({ kind: 'agent' });
+    socket.on('close', () => {
+      live.agents.remove(agent.id, socket);
+      metrics.websockets.dec({ kind: 'agent' });
+    });
+    socket.on('message', (data, isBinary) => {
+      let parsed: unknown;
+      try {
+        parsed = isBinary ? undefined : JSON.parse(data.toString());
+      } catch {
+        sendJson(socket, { type: 'error', code: 'invalid_json', message: 'frames are JSON' });
+        return;
+      }
+      const frame = agentFrameSchema.safeParse(parsed);
+      if (!frame.success) {
+        sendJson(socket, { type: 'error', code: 'invalid_frame', message: frame.error.issues[0]?.message ?? 'invalid frame' });
+        return;
+      }
+      this.handleFrame(socket, agent, frame.data).catch((error) => {
+        const known = error instanceof HttpError;
+        if (!known) this.deps.log.error({ err: error, agentId: agent.id }, 'agent frame failed');
+        sendJson(socket, {
+          type: 'error', code: known ? error.code : 'internal', message: known ? error.message : 'internal error',
+          ...('clientMessageId' in frame.data ? { clientMessageId: frame.data.clientMessageId } : {}),
+        });
+      });
+    });
+    sendJson(socket, { type: 'hello', agent: { id: agent.id, name: agent.name, role: agent.role }, state: await this.deps.agents.state(agent.id) });
+  }
+
+  private async handleFrame(socket: WebSocket, agent: AgentRecord, frame: z.infer<typeof agentFrameSchema>): Promise<void> {
+    switch (frame.type) {
+      case 'ping':
+        return sendJson(socket, { type: 'pong' });
+      case 'reply': {
+        const message = await this.deps.actions.reply(agent.accountId, frame.conversationId, {
+          content: { type: 'text', text: frame.text }, agentId: agent.id, idempotencyKey: frame.clientMessageId,
+        });
+        return sendJson(socket, { type: 'ack', clientMessageId: frame.clientMessageId, message });
+      }
+      case 'typing': {
+        const conversation = await this.deps.conversations.conversation(agent.accountId, frame.conversationId);
+        if (!conversation) throw new HttpError(404, 'not_found', 'conversation not found');
+        if (conversation.visitorHint) {
+          await this.deps.live.publishSignal({ type: 'typing', from: 'agent', conversationId: conversation.id, on: frame.on }, { visitorKey: conversation.visitorHint });
+        }
+        return;
+      }
+      case 'status': {
+        const state = await this.deps.agents.setPresence(agent, { status: frame.status });
+        return sendJson(socket, { type: 'state', state });
+      }
+      case 'resolve': {
+        const conversation = await this.deps.actions.resolve(agent.accountId, frame.conversationId, agent.id);
+        return sendJson(socket, { type: 'resolved', conversationId: conversation.id });
+      }
+    }
+  }
+
+  /** Live entries for an agent: events about their conversations (with history on assignment), typing. */
+  async pushToAgent(entry: LiveEntry, sockets: Set<WebSocket>): Promise<void> {
+    let frame: Record<string, unknown> | undefined;
+    if (entry.event) {
+      const event = JSON.parse(entry.event) as { type: string; subject?: string; data: { receivedAt?: string } };
+      frame = { type: 'event', event };
+      if (event.type === 'message.received' && event.data.receivedAt) {
+        this.deps.metrics.pipelineLatency.observe((Date.now() - Date.parse(event.data.receivedAt)) / 1000);
+      }
+      if (eventsWithHistory.has(event.type) && event.subject) {
+        const history = await this.deps.conversations.messages(event.subject, { before: Number.MAX_SAFE_INTEGER, limit: 50 });
+        frame.messages = history.items.reverse();
+      }
+    } else if (entry.signal) {
+      const signal = JSON.parse(entry.signal) as { type: string; from?: string };
+      if (signal.from === 'agent') return;
+      frame = signal;
+    }
+    if (!frame) return;
+    const text = JSON.stringify(frame);
+    for (const socket of sockets) sendJson(socket, text);
+  }
+}

@@ -1,0 +1,111 @@
+// Contacts, conversations, their messages, and the actions assign / transfer / resolve / reopen.
+import { z } from 'zod';
+import { conversationSchema, contactSchema, publicConversation } from '../conversations/conversationStore.ts';
+import type { ApiRegistry } from '../http/apiRoutes.ts';
+import { badRequest, notFound } from '../http/errors.ts';
+import { contentSchema, messageSchema } from '../schema/message.ts';
+import { pageOf, pageQuery } from './pagination.ts';
+import type { ApiServices } from './services.ts';
+
+const base = '/api/v1/accounts/:accountId';
+const reply = z.object({
+  text: z.string().trim().min(1).max(10_000).optional(),
+  content: contentSchema.optional().describe('instead of text, a full content object'),
+}).refine((b) => b.text || b.content, 'text or content is required');
+
+export function registerConversationRoutes(api: ApiRegistry, s: ApiServices): void {
+  const agentIdOf = (ctx: { state: { caller?: { kind: string; agent?: { id: string } } } }) =>
+    ctx.state.caller?.kind === 'agent' ? ctx.state.caller.agent?.id : undefined;
+  const conversationOr404 = async (accountId: string, id: string) =>
+    (await s.conversations.conversation(accountId, id)) ?? Promise.reject(notFound('conversation'));
+
+  api.add({
+    method: 'get', path: `${base}/contacts`, tag: 'Contacts', auth: 'accountOrAgent', query: pageQuery, response: pageOf(contactSchema),
+    summary: 'List contacts', handler: async (_ctx, { params, query }) => s.conversations.listContacts(params.accountId!, query),
+  });
+  api.add({
+    method: 'get', path: `${base}/contacts/:contactId`, tag: 'Contacts', auth: 'accountOrAgent', response: contactSchema,
+    summary: 'Get a contact',
+    handler: async (_ctx, { params }) => (await s.conversations.contact(params.accountId!, params.contactId!)) ?? Promise.reject(notFound('contact')),
+  });
+  api.add({
+    method: 'patch', path: `${base}/contacts/:contactId`, tag: 'Contacts', auth: 'accountOrAgent', response: contactSchema,
+    body: z.object({ name: z.string().max(200).optional(), attributes: z.record(z.string(), z.unknown()).optional() }),
+    summary: "Change a contact's name or attributes",
+    handler: async (_ctx, { params, body }) => {
+      const contact = await s.conversations.contact(params.accountId!, params.contactId!);
+      if (!contact) throw notFound('contact');
+      if (body.attributes && JSON.stringify(body.attributes).length > 16_384) throw badRequest('attributes: at most 16 KiB');
+      return s.conversations.updateContact(contact, body);
+    },
+  });
+
+  api.add({
+    method: 'get', path: `${base}/conversations`, tag: 'Conversations', auth: 'accountOrAgent', response: pageOf(conversationSchema),
+    query: pageQuery.extend({
+      status: z.enum(['open', 'resolved']).optional(), inboxId: z.string().max(100).optional(), assigneeId: z.string().max(100).optional(),
+    }),
+    summary: 'List conversations (filters: status, inboxId, assigneeId)',
+    handler: async (_ctx, { params, query }) => s.conversations.listConversations(params.accountId!, query),
+  });
+  api.add({
+    method: 'get', path: `${base}/conversations/:conversationId`, tag: 'Conversations', auth: 'accountOrAgent', response: conversationSchema,
+    summary: 'Get a conversation',
+    handler: async (_ctx, { params }) => publicConversation(await conversationOr404(params.accountId!, params.conversationId!)),
+  });
+  api.add({
+    method: 'get', path: `${base}/conversations/:conversationId/messages`, tag: 'Conversations', auth: 'accountOrAgent',
+    query: z.object({
+      limit: z.coerce.number().int().min(1).max(200).default(50),
+      cursor: z.coerce.number().int().nonnegative().optional().describe('the nextCursor of the previous page'),
+      order: z.enum(['asc', 'desc']).default('asc'),
+    }),
+    response: pageOf(messageSchema), summary: 'Message history, by seq, cursor-paginated',
+    handler: async (_ctx, { params, query }) => {
+      const c = await conversationOr404(params.accountId!, params.conversationId!);
+      return s.conversations.messages(c.id, query.order === 'desc'
+        ? { before: query.cursor ?? Number.MAX_SAFE_INTEGER, limit: query.limit }
+        : { after: query.cursor ?? 0, limit: query.limit });
+    },
+  });
+  api.add({
+    method: 'post', path: `${base}/conversations/:conversationId/messages`, tag: 'Conversations', auth: 'accountOrAgent', body: reply,
+    successStatus: 202, response: messageSchema,
+    summary: 'Reply: stored at once (status queued) and sent through the customer\'s channel. Send Idempotency-Key to make retries safe.',
+    handler: async (ctx, { params, body }) => {
+      const idempotencyKey = ctx.get('idempotency-key') || undefined;
+      if (idempotencyKey && idempotencyKey.length > 200) throw badRequest('Idempotency-Key: at most 200 characters');
+      return s.actions.reply(params.accountId!, params.conversationId!, {
+        content: body.content ?? { type: 'text', text: body.text! }, agentId: agentIdOf(ctx), idempotencyKey,
+      });
+    },
+  });
+  api.add({
+    method: 'post', path: `${base}/conversations/:conversationId/assign`, tag: 'Conversations', auth: 'accountOrAgent',
+    body: z.object({ agentId: z.string().max(100), force: z.boolean().default(false) }), response: conversationSchema,
+    summary: 'Assign to an agent (refused with 409 when the agent is full, unless force)',
+    handler: async (_ctx, { params, body }) => {
+      if (!(await s.agents.records.get(params.accountId!, body.agentId))) throw badRequest('agentId: unknown agent');
+      return publicConversation(await s.actions.assignTo(params.accountId!, params.conversationId!, body.agentId, body.force));
+    },
+  });
+  api.add({
+    method: 'post', path: `${base}/conversations/:conversationId/transfer`, tag: 'Conversations', auth: 'accountOrAgent',
+    body: z.object({ agentId: z.string().max(100), note: z.string().max(2000).optional(), force: z.boolean().default(false) }),
+    response: conversationSchema, summary: 'Transfer to another agent with an optional note',
+    handler: async (_ctx, { params, body }) => {
+      if (!(await s.agents.records.get(params.accountId!, body.agentId))) throw badRequest('agentId: unknown agent');
+      return publicConversation(await s.actions.assignTo(params.accountId!, params.conversationId!, body.agentId, body.force));
+    },
+  });
+  api.add({
+    method: 'post', path: `${base}/conversations/:conversationId/resolve`, tag: 'Conversations', auth: 'accountOrAgent', response: conversationSchema,
+    summary: 'Resolve (frees the agent; the next waiting conversation is assigned at once)',
+    handler: async (ctx, { params }) => publicConversation(await s.actions.resolve(params.accountId!, params.conversationId!, agentIdOf(ctx) ?? '')),
+  });
+  api.add({
+    method: 'post', path: `${base}/conversations/:conversationId/reopen`, tag: 'Conversations', auth: 'accountOrAgent', response: conversationSchema,
+    summary: 'Reopen a resolved conversation (routed again)',
+    handler: async (_ctx, { params }) => publicConversation(await s.actions.reopen(params.accountId!, params.conversationId!)),
+  });
+}

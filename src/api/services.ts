@@ -1,0 +1,28 @@
+// What the API routes are given: the gateway's services, nothing else.
+import type { Queues } from '../queues.ts';
+import type { ConversationActions } from '../conversations/conversationActions.ts';
+import type { ConversationStore } from '../conversations/conversationStore.ts';
+import type { WebhookSubscriptions } from '../events/webhookSubscriptions.ts';
+import type { InboxDirectory } from '../inboxes/inboxDirectory.ts';
+import type { AccountDirectory } from '../tenancy/accounts.ts';
+import type { AgentDirectory } from '../tenancy/agents.ts';
+import type { Redis } from 'ioredis';
+import type { Keyspace } from '../redis/keys.ts';
+import type { RecordStore, AccountRecord } from '../store/recordStore.ts';
+
+export interface TeamRecord extends AccountRecord { name: string; agentIds: string[] }
+export interface RoutingRecord extends AccountRecord { strategy: 'least_busy' }
+
+export interface ApiServices {
+  redis: Redis;
+  keys: Keyspace;
+  queues: Queues;
+  accounts: AccountDirectory;
+  agents: AgentDirectory;
+  inboxes: InboxDirectory;
+  teams: RecordStore<TeamRecord>;
+  routing: RecordStore<RoutingRecord>;
+  conversations: ConversationStore;
+  actions: ConversationActions;
+  webhooks: WebhookSubscriptions;
+}

@@ -1,0 +1,22 @@
+-- emitEvent: appends one CloudEvent to the account's replay stream, the webhook feed and the live feed,
+-- inside the same script as the state change it reports, so a change and its event are never apart.
+-- Event ids are derived from what changed, so a retried job can never emit a second copy.
+local function emitEvent(prefix, accountId, eventId, eventType, source, subject, time, dataJson, agentHint, visitorHint)
+  local envelope = '{"specversion":"1.0","id":' .. cjson.encode(eventId) .. ',"source":' .. cjson.encode(source)
+    .. ',"type":"' .. eventType .. '","time":"' .. time .. '","subject":' .. cjson.encode(subject)
+    .. ',"datacontenttype":"application/json","data":' .. dataJson .. '}'
+  redis.call('XADD', prefix .. ':acc:' .. accountId .. ':events', 'MAXLEN', '~', 200000, '*', 'e', envelope)
+  redis.call('XADD', prefix .. ':events', '*', 'e', envelope, 'acc', accountId)
+  redis.call('XADD', prefix .. ':live', 'MAXLEN', '~', 20000, '*', 'e', envelope, 'a', agentHint or '', 'v', visitorHint or '')
+end
+
+local function conversationSource(accountId, inboxId)
+  return '/accounts/' .. accountId .. '/inboxes/' .. inboxId
+end
+
+-- The conversation as event data: ids and state, never message content.
+local function conversationJson(convKey)
+  local f = redis.call('HMGET', convKey, 'id', 'accountId', 'inboxId', 'contactId', 'channel', 'status', 'assigneeId', 'createdAt')
+  return cjson.encode({ id = f[1], accountId = f[2], inboxId = f[3], contactId = f[4], channel = f[5],
+    status = f[6], assigneeId = (f[7] ~= '' and f[7]) or cjson.null, createdAt = f[8] })
+end

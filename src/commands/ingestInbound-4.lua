@@ -1,0 +1,76 @@
+--[[
+  ingestInbound: stores one inbound message exactly once, finding or creating its contact and its
+  open conversation in the same step, and emits contact.created / conversation.created /
+  message.received. A second call with the same provider id changes nothing and returns the first result.
+
+  KEYS[1] dedup key (inbox + provider message id) -> message id
+  KEYS[2] contact identity key (account + channel + channel id) -> contact id
+  KEYS[3] open conversation key (inbox + channel id) -> conversation id
+  KEYS[4] last conversation key (inbox + channel id) -> the newest conversation, open or not
+
+  ARGV[1] prefix          ARGV[2] accountId     ARGV[3] inboxId      ARGV[4] channel
+  ARGV[5] channelId       ARGV[6] contactName   ARGV[7] messageId    ARGV[8] new contact id
+  ARGV[9] new conv. id    ARGV[10] now (ISO)    ARGV[11] seq         ARGV[12] message body JSON
+  ARGV[13] visitor hint   ARGV[14] sequence key ARGV[15] retention seconds
+
+  Returns {messageId, contactId, conversationId, duplicate, assigneeId, contactCreated, conversationCreated}
+]]
+--- @include "emitEvent"
+--- @include "messageJson"
+
+local prefix, accountId, inboxId, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local nowIso = ARGV[10]
+
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  local f = redis.call('HMGET', prefix .. ':msg:' .. existing, 'contactId', 'conversationId', 'contactCreated', 'conversationCreated')
+  local assignee = redis.call('HGET', prefix .. ':conv:' .. f[2], 'assigneeId') or ''
+  return {existing, f[1], f[2], 1, assignee, tonumber(f[3]), tonumber(f[4])}
+end
+
+local contactId = redis.call('GET', KEYS[2])
+local contactCreated = 0
+if not contactId then
+  contactId = ARGV[8]
+  contactCreated = 1
+  redis.call('SET', KEYS[2], contactId)
+  local contactKey = prefix .. ':contact:' .. contactId
+  redis.call('HSET', contactKey, 'id', contactId, 'accountId', accountId, 'channel', channel,
+    'channelId', ARGV[5], 'name', ARGV[6], 'inboxId', inboxId, 'createdAt', nowIso, 'updatedAt', nowIso)
+  redis.call('ZADD', prefix .. ':acc:' .. accountId .. ':contacts', 0, contactId)
+  local contactData = cjson.encode({ id = contactId, accountId = accountId, channel = channel,
+    channelId = ARGV[5], name = ARGV[6], createdAt = nowIso })
+  emitEvent(prefix, accountId, 'evt_' .. contactId .. '_c', 'contact.created', '/accounts/' .. accountId,
+    contactId, nowIso, contactData, '', '')
+end
+
+local convId = redis.call('GET', KEYS[3])
+local convCreated = 0
+if convId and redis.call('HGET', prefix .. ':conv:' .. convId, 'status') ~= 'open' then convId = false end
+if not convId then
+  convId = ARGV[9]
+  convCreated = 1
+  redis.call('SET', KEYS[3], convId)
+  redis.call('SET', KEYS[4], convId)
+  local convKey = prefix .. ':conv:' .. convId
+  redis.call('HSET', convKey, 'id', convId, 'accountId', accountId, 'inboxId', inboxId, 'contactId', contactId,
+    'channel', channel, 'channelId', ARGV[5], 'status', 'open', 'assigneeId', '', 'createdAt', nowIso,
+    'updatedAt', nowIso, 'visitorHint', ARGV[13], 'openKey', KEYS[3], 'sequenceKey', ARGV[14])
+  redis.call('ZADD', prefix .. ':acc:' .. accountId .. ':conversations', 0, convId)
+  emitEvent(prefix, accountId, 'evt_' .. convId .. '_c', 'conversation.created',
+    conversationSource(accountId, inboxId), convId, nowIso, conversationJson(convKey), '', ARGV[13])
+end
+
+local convKey = prefix .. ':conv:' .. convId
+local messageId = ARGV[7]
+local msgKey = prefix .. ':msg:' .. messageId
+local seq = tonumber(ARGV[11])
+redis.call('HSET', msgKey, 'body', ARGV[12], 'accountId', accountId, 'conversationId', convId, 'contactId', contactId,
+  'seq', seq, 'contactCreated', contactCreated, 'conversationCreated', convCreated)
+redis.call('ZADD', prefix .. ':conv:' .. convId .. ':msgs', seq, messageId)
+redis.call('SET', KEYS[1], messageId, 'EX', tonumber(ARGV[15]))
+redis.call('HSET', convKey, 'lastMessageAt', nowIso, 'updatedAt', nowIso)
+local assignee = redis.call('HGET', convKey, 'assigneeId') or ''
+emitEvent(prefix, accountId, 'evt_' .. messageId .. '_r', 'message.received', conversationSource(accountId, inboxId),
+  convId, nowIso, messageJson(msgKey), assignee, ARGV[13])
+return {messageId, contactId, convId, 0, assignee, contactCreated, convCreated}

@@ -1,0 +1,86 @@
+// What agents and the API do to a conversation: reply, resolve, reopen, assign, transfer. Each state
+// move is one script; this module only prepares its inputs and turns its answer into a result.
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { runScript } from '../commands/index.ts';
+import { hashSecret } from '../crypto/tokens.ts';
+import { conflict, HttpError, notFound } from '../http/errors.ts';
+import { newId } from '../ids.ts';
+import type { Keyspace } from '../redis/keys.ts';
+import { jobOptions, type OutboundJob } from '../queues.ts';
+import { assignConversation } from '../routing/assignConversation.ts';
+import type { MessageContent, NormalizedMessage } from '../schema/message.ts';
+import type { ConversationInternals, ConversationStore } from './conversationStore.ts';
+
+const idempotencyTtlSeconds = 24 * 3600;
+
+export class ConversationActions {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keyspace,
+    private readonly store: ConversationStore,
+    private readonly outboundQueue: Queue,
+  ) {}
+
+  private async open(accountId: string, conversationId: string): Promise<ConversationInternals> {
+    const conversation = await this.store.conversation(accountId, conversationId);
+    if (!conversation) throw notFound('conversation');
+    return conversation;
+  }
+
+  /** Stores the reply (status queued) and queues it for its channel. Returns the stored message. */
+  async reply(accountId: string, conversationId: string, input: {
+    content: MessageContent; agentId?: string; idempotencyKey?: string;
+  }): Promise<NormalizedMessage> {
+    const conversation = await this.open(accountId, conversationId);
+    const messageId = newId('msg');
+    const now = new Date().toISOString();
+    const body = JSON.stringify({
+      id: messageId, accountId, inboxId: conversation.inboxId, channel: conversation.channel, direction: 'outbound',
+      from: { channelId: conversation.inboxId }, to: { channelId: conversation.channelId }, sentAt: now, receivedAt: now,
+      content: input.content, ...(input.agentId ? { senderAgentId: input.agentId } : {}),
+    });
+    const idemKey = input.idempotencyKey ? this.keys.idempotency(accountId, hashSecret(`${conversationId}\n${input.idempotencyKey}`)) : this.keys.idempotency(accountId, 'none');
+    const r = (await runScript(this.redis, 'createOutboundMessage', [this.keys.conversation(conversationId), idemKey, this.keys.message(messageId)], [
+      this.keys.prefix, now, messageId, body, input.idempotencyKey ? idempotencyTtlSeconds : 0,
+    ])) as string[];
+    if (r[0] === 'missing') throw notFound('conversation');
+    if (r[0] === 'closed') throw conflict('the conversation is resolved: reopen it to reply');
+    const storedId = r[1]!;
+    // Queued again on a repeated request too: a crash between the store and the queue is mended by the retry.
+    const job: OutboundJob = { accountId, messageId: storedId };
+    await this.outboundQueue.add('send', job, { ...jobOptions.outbound, jobId: `out-${storedId}` });
+    const message = await this.store.message(storedId);
+    if (!message) throw new HttpError(500, 'internal', 'stored message not found');
+    return message;
+  }
+
+  async resolve(accountId: string, conversationId: string, resolvedBy = ''): Promise<ConversationInternals> {
+    const c = await this.open(accountId, conversationId);
+    await runScript(this.redis, 'resolveConversation', [
+      this.keys.conversation(c.id), this.keys.onlineAgents(accountId), this.keys.waitingConversations(accountId), c.openKey,
+    ], [this.keys.prefix, new Date().toISOString(), resolvedBy]);
+    return this.open(accountId, conversationId);
+  }
+
+  async reopen(accountId: string, conversationId: string): Promise<ConversationInternals> {
+    const c = await this.open(accountId, conversationId);
+    const r = (await runScript(this.redis, 'reopenConversation', [this.keys.conversation(c.id), c.openKey], [
+      this.keys.prefix, new Date().toISOString(),
+    ])) as string[];
+    if (r[0] === 'conflict') throw conflict(`the contact already has an open conversation in this inbox: ${r[1]}`);
+    if (r[0] === 'reopened') await assignConversation(this.redis, this.keys, accountId, c.id);
+    return this.open(accountId, conversationId);
+  }
+
+  /** Manual assignment and transfer to an agent: refused when the agent is full unless forced. */
+  async assignTo(accountId: string, conversationId: string, agentId: string, force: boolean): Promise<ConversationInternals> {
+    const c = await this.open(accountId, conversationId);
+    const r = (await runScript(this.redis, 'assignToAgent', [
+      this.keys.conversation(c.id), this.keys.onlineAgents(accountId), this.keys.waitingConversations(accountId),
+    ], [this.keys.prefix, new Date().toISOString(), agentId, force ? '1' : '0'])) as string[];
+    if (r[0] === 'closed') throw conflict('the conversation is resolved');
+    if (r[0] === 'full') throw conflict('the agent is at capacity (send force: true to assign anyway)');
+    return this.open(accountId, conversationId);
+  }
+}

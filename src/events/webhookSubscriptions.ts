@@ -1,0 +1,74 @@
+// CRM webhook subscriptions: {url, events[]}, each with its own Standard Webhooks secret (whsec_…),
+// sealed at rest and shown once.
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { SecretBox } from '../crypto/secretBox.ts';
+import { newId } from '../ids.ts';
+import type { Keyspace } from '../redis/keys.ts';
+import { eventTypeSchema } from '../schema/event.ts';
+import { RecordStore, type AccountRecord } from '../store/recordStore.ts';
+
+export const webhookViewSchema = z.object({
+  id: z.string(),
+  accountId: z.string(),
+  url: z.string(),
+  events: z.array(z.union([eventTypeSchema, z.literal('*')])),
+  description: z.string(),
+  enabled: z.boolean(),
+  disabledReason: z.string().nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type WebhookView = z.infer<typeof webhookViewSchema>;
+export interface WebhookRecord extends WebhookView, AccountRecord { sealedSecret: string }
+
+export class WebhookSubscriptions {
+  readonly records: RecordStore<WebhookRecord>;
+  private readonly cache = new Map<string, { at: number; subs: WebhookRecord[] }>();
+
+  constructor(redis: Redis, keyspace: Keyspace, private readonly secretBox: SecretBox) {
+    this.records = new RecordStore<WebhookRecord>(redis, keyspace, 'webhook');
+  }
+
+  async create(accountId: string, input: { url: string; events: WebhookView['events']; description: string }) {
+    const secret = `whsec_${randomBytes(24).toString('base64')}`;
+    const now = new Date().toISOString();
+    const record: WebhookRecord = {
+      id: newId('wh'), accountId, url: input.url, events: input.events, description: input.description, enabled: true,
+      disabledReason: null, sealedSecret: this.secretBox.seal(secret), createdAt: now, updatedAt: now,
+    };
+    await this.records.put(record);
+    this.cache.delete(accountId);
+    return { record, secret };
+  }
+
+  async save(record: WebhookRecord): Promise<WebhookRecord> {
+    this.cache.delete(record.accountId);
+    return this.records.put({ ...record, updatedAt: new Date().toISOString() });
+  }
+
+  async remove(accountId: string, id: string): Promise<boolean> {
+    this.cache.delete(accountId);
+    return this.records.delete(accountId, id);
+  }
+
+  secretOf(record: WebhookRecord): string {
+    return this.secretBox.open(record.sealedSecret);
+  }
+
+  view(record: WebhookRecord): WebhookView {
+    const { sealedSecret: _secret, ...view } = record;
+    return view;
+  }
+
+  /** Enabled subscriptions that want this event type (cached for a second: the dispatcher asks per event). */
+  async matching(accountId: string, type: string): Promise<WebhookRecord[]> {
+    let entry = this.cache.get(accountId);
+    if (!entry || Date.now() - entry.at > 1000) {
+      entry = { at: Date.now(), subs: await this.records.listAll(accountId) };
+      this.cache.set(accountId, entry);
+    }
+    return entry.subs.filter((s) => s.enabled && (s.events.includes('*') || s.events.includes(type as never)));
+  }
+}

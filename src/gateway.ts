@@ -1,0 +1,207 @@
+// Composes the gateway from its parts for a role: `web` (HTTP + sockets + live feed), `worker`
+// (queue consumers + webhook dispatch), or `all`. start() and stop() are the whole lifecycle.
+import { createHmac } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import { Worker, type Job, type Processor } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Role, Settings } from '../config/settings.ts';
+import type { ChannelAdapter } from '../adapters/channelAdapter.ts';
+import { WebchatAdapter } from '../adapters/webchat/webchatAdapter.ts';
+import { AgentChannel } from './agents/agentChannel.ts';
+import { registerAccountRoutes } from './api/accountRoutes.ts';
+import { registerAgentRoutes } from './api/agentRoutes.ts';
+import { registerConversationRoutes } from './api/conversationRoutes.ts';
+import { registerInboxRoutes } from './api/inboxRoutes.ts';
+import { registerOperationsRoutes, workerHeartbeatMs } from './api/operationsRoutes.ts';
+import { registerUnbuiltProviderRoutes } from './api/providerRoutes.ts';
+import type { ApiServices, RoutingRecord, TeamRecord } from './api/services.ts';
+import { registerWebhookRoutes } from './api/webhookRoutes.ts';
+import { ConversationActions } from './conversations/conversationActions.ts';
+import { ConversationStore } from './conversations/conversationStore.ts';
+import { createSecretBox } from './crypto/secretBox.ts';
+import { registerDemoRoutes } from './demo.ts';
+import { createWebhookProcessor } from './events/webhookDelivery.ts';
+import { WebhookDispatcher } from './events/webhookDispatcher.ts';
+import { WebhookSubscriptions } from './events/webhookSubscriptions.ts';
+import { ApiRegistry } from './http/apiRoutes.ts';
+import { Authenticator } from './http/authenticate.ts';
+import { HttpError } from './http/errors.ts';
+import { createHttpApp, createHttpServer } from './http/server.ts';
+import { InboxDirectory } from './inboxes/inboxDirectory.ts';
+import { InboundAcceptor } from './ingest/acceptInbound.ts';
+import { createIngestProcessor } from './ingest/ingestWorker.ts';
+import { LiveFeed } from './live/liveFeed.ts';
+import type { Logger } from './logger.ts';
+import { createMetrics } from './metrics.ts';
+import { createOutboundProcessor } from './outbound/outboundWorker.ts';
+import { closeQueues, createQueues, webhookBackoff, type QueueName } from './queues.ts';
+import { createRedis } from './redis/connection.ts';
+import { keyspace } from './redis/keys.ts';
+import { createRoutingProcessor } from './routing/assignConversation.ts';
+import { RecordStore } from './store/recordStore.ts';
+import { AccountDirectory } from './tenancy/accounts.ts';
+import { AgentDirectory } from './tenancy/agents.ts';
+import { VisitorChannel } from './webchat/visitorChannel.ts';
+
+export const version = '0.1.0';
+
+export interface GatewayOptions {
+  settings: Settings;
+  redisUrl: string;
+  secretKey: string;
+  log: Logger;
+  role?: Role;
+}
+
+export type Gateway = Awaited<ReturnType<typeof createGateway>>;
+
+export async function createGateway(options: GatewayOptions) {
+  const { settings, log } = options;
+  const role = options.role ?? settings.role;
+  const runsWeb = role === 'web' || role === 'all';
+  const runsWorkers = role === 'worker' || role === 'all';
+  const redis: Redis = createRedis(options.redisUrl, `gateway-${role}`);
+  redis.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
+  const keys = keyspace(settings.redisPrefix);
+  const metrics = createMetrics();
+  const queues = createQueues(redis, settings.redisPrefix);
+  metrics.trackQueues(queues);
+  const secretBox = createSecretBox(options.secretKey);
+  const publicUrl = (settings.publicUrl ?? `http://localhost:${settings.port}`).replace(/\/$/, '');
+
+  const accounts = new AccountDirectory(redis, keys);
+  const agents = new AgentDirectory(redis, keys);
+  const inboxes = new InboxDirectory(redis, keys, secretBox, publicUrl);
+  const conversations = new ConversationStore(redis, keys);
+  const actions = new ConversationActions(redis, keys, conversations, queues.outbound);
+  const webhooks = new WebhookSubscriptions(redis, keys, secretBox);
+  const acceptor = new InboundAcceptor(redis, keys, queues.inbound);
+  const services: ApiServices = {
+    redis, keys, queues, accounts, agents, inboxes, conversations, actions, webhooks,
+    teams: new RecordStore<TeamRecord>(redis, keys, 'team'),
+    routing: new RecordStore<RoutingRecord>(redis, keys, 'routing'),
+  };
+  const adapters: Record<string, ChannelAdapter> = { webchat: new WebchatAdapter() };
+
+  const stoppers: (() => Promise<void>)[] = [];
+  let httpUrl = '';
+  let http: ReturnType<typeof createHttpServer> | undefined;
+
+  async function startWeb() {
+    const registry = new ApiRegistry();
+    const auth = new Authenticator(redis, keys, accounts, agents, settings.adminKey);
+    const serverKey = createHmac('sha256', options.secretKey).update('visitor-tokens').digest('base64');
+    let visitorChannel: VisitorChannel | undefined;
+    let agentChannel: AgentChannel | undefined;
+    const live = new LiveFeed(redis, keys, log,
+      (entry, sockets) => agentChannel!.pushToAgent(entry, sockets),
+      (entry, sockets) => visitorChannel!.pushToVisitor(entry, sockets));
+    visitorChannel = new VisitorChannel({ redis, keys, log, metrics, inboxes, acceptor, conversations, live, serverKey });
+    agentChannel = new AgentChannel({ log, metrics, agents, actions, conversations, live });
+
+    registerOperationsRoutes(registry, { redis, keys, metrics, publicUrl, version, needsWorkers: true });
+    registerAccountRoutes(registry, services);
+    registerInboxRoutes(registry, services);
+    registerAgentRoutes(registry, services);
+    registerConversationRoutes(registry, services);
+    registerWebhookRoutes(registry, services);
+    registry.add({
+      method: 'get', path: '/api/v1/agent/ws', tag: 'Agents', auth: 'agent', produces: 'WebSocket upgrade',
+      summary: "An agent's live stream (token in Authorization: Bearer, or ?token=)",
+    });
+    visitorChannel.registerRoutes(registry);
+    registerUnbuiltProviderRoutes(registry, services, new Set());
+    registerDemoRoutes(registry, services, publicUrl);
+
+    const app = createHttpApp({ registry, auth, log, metrics, bodyLimitBytes: settings.bodyLimitBytes });
+    http = createHttpServer(app, [
+      {
+        pattern: /^\/api\/v1\/agent\/ws$/,
+        accept: async (request) => {
+          const url = new URL(request.url ?? '/', 'http://localhost');
+          const token = Authenticator.bearer(request.headers.authorization) ?? url.searchParams.get('token') ?? undefined;
+          const caller = await auth.identify(token);
+          if (caller?.kind !== 'agent') throw new HttpError(401, 'unauthorized', 'an agent token is required');
+          return (socket) => agentChannel!.handleSocket(socket, caller.agent);
+        },
+      },
+      {
+        pattern: /^\/webchat\/([A-Za-z0-9_-]{1,100})\/ws$/,
+        accept: async (request, match) => (socket) => visitorChannel!.handleSocket(socket, request, match[1]!),
+      },
+    ], settings.wsMaxFrameBytes, log);
+    await live.start();
+    await new Promise<void>((resolve, reject) => {
+      http!.server.once('error', reject);
+      http!.server.listen(settings.port, settings.host, () => resolve());
+    });
+    const address = http.server.address() as AddressInfo;
+    httpUrl = `http://127.0.0.1:${address.port}`;
+    stoppers.push(async () => {
+      // Stop taking work first, then tell sockets to reconnect elsewhere.
+      const closed = new Promise<void>((resolve) => http!.server.close(() => resolve()));
+      for (const client of http!.wss.clients) client.close(1001, 'server shutting down');
+      http!.server.closeIdleConnections();
+      setTimeout(() => http!.server.closeAllConnections(), 5000).unref();
+      await closed;
+      await live.stop();
+    });
+  }
+
+  async function startWorkers() {
+    const processors: Record<QueueName, Processor> = {
+      inbound: createIngestProcessor({ redis, keys, routingQueue: queues.routing, retentionSeconds: settings.messageRetentionDays * 86400 }),
+      routing: createRoutingProcessor({ redis, keys }),
+      outbound: createOutboundProcessor({ redis, keys, log, conversations, inboxes, adapters }),
+      webhooks: createWebhookProcessor({ subscriptions: webhooks, log }),
+    };
+    const workers: Worker[] = [];
+    for (const [name, processor] of Object.entries(processors) as [QueueName, Processor][]) {
+      const worker = new Worker(name, processor, {
+        connection: redis, prefix: `${settings.redisPrefix}:q`, concurrency: settings.workerConcurrency, autorun: true,
+        settings: { backoffStrategy: (attemptsMade: number) => webhookBackoff(attemptsMade) },
+      });
+      worker.on('completed', (job: Job) => {
+        metrics.jobsProcessed.inc({ queue: name });
+        if (job.processedOn && job.finishedOn) metrics.jobDuration.observe({ queue: name }, (job.finishedOn - job.processedOn) / 1000);
+      });
+      worker.on('failed', (job: Job | undefined, error: Error) => {
+        metrics.jobsFailed.inc({ queue: name });
+        log.warn({ queue: name, jobId: job?.id, attempt: job?.attemptsMade, err: error.message }, 'job failed');
+      });
+      worker.on('error', (error) => log.error({ queue: name, err: error.message }, 'worker error'));
+      workers.push(worker);
+    }
+    const dispatcher = new WebhookDispatcher(redis, keys, webhooks, queues.webhooks, log);
+    await dispatcher.start();
+    const workerId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+    const beat = () => redis.zadd(keys.workerHeartbeats, Date.now(), workerId).catch(() => undefined);
+    await beat();
+    const heartbeat = setInterval(beat, workerHeartbeatMs);
+    stoppers.push(async () => {
+      clearInterval(heartbeat);
+      // close() waits for active jobs; anything unfinished is picked up again as stalled.
+      await Promise.all(workers.map((w) => w.close()));
+      await dispatcher.stop();
+      await redis.zrem(keys.workerHeartbeats, workerId).catch(() => undefined);
+    });
+  }
+
+  return {
+    role, redis, keys, queues, metrics, services, acceptor, publicUrl,
+    get url() { return httpUrl; },
+    get httpServer() { return http?.server; },
+    async start() {
+      if (runsWorkers) await startWorkers();
+      if (runsWeb) await startWeb();
+      log.info({ role, url: httpUrl || undefined }, 'gateway started');
+    },
+    async stop() {
+      for (const stop of stoppers.reverse()) await stop().catch((error) => log.error({ err: error }, 'stop step failed'));
+      stoppers.length = 0;
+      await closeQueues(queues);
+      await redis.quit().catch(() => redis.disconnect());
+      log.info('gateway stopped');
+    },
+  };
+}

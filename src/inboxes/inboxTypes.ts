@@ -1,0 +1,83 @@
+// What each inbox type takes: public settings and write-only credentials, in the providers' own terms.
+import { z } from 'zod';
+import type { Channel } from '../schema/message.ts';
+
+const apiBaseUrl = z.string().url().optional().describe('provider API base URL (for proxies with fixed egress IPs)');
+const origin = z.string().regex(/^(\*|https?:\/\/[^/\s]+)$/, 'an origin like https://shop.example.com, or *');
+
+export const inboxTypes = {
+  webchat: {
+    channel: 'webchat',
+    settings: z.object({
+      allowedOrigins: z.array(origin).max(100).default(['*']).describe('page origins allowed to open the chat; * for any'),
+      title: z.string().max(100).optional(),
+      color: z.string().regex(/^#[0-9a-fA-F]{3,8}$/).optional(),
+      greeting: z.string().max(1000).optional(),
+    }).strict(),
+    credentials: z.object({ identitySecret: z.string().min(16).max(200).optional() }).strict(),
+  },
+  wechat: {
+    channel: 'wechat',
+    settings: z.object({ apiBaseUrl }).strict(),
+    credentials: z.object({
+      appId: z.string().min(1), appSecret: z.string().min(1), token: z.string().min(3).max(32),
+      encodingAESKey: z.string().length(43).optional(),
+    }).strict(),
+  },
+  wechatpay: {
+    channel: 'wechat',
+    settings: z.object({ apiBaseUrl }).strict(),
+    credentials: z.object({
+      mchId: z.string().min(1), apiV3Key: z.string().length(32), serialNo: z.string().min(1), privateKey: z.string().min(1),
+      platformCertificates: z.array(z.object({ serialNo: z.string(), certificate: z.string() })).optional(),
+      publicKeyId: z.string().optional(), publicKey: z.string().optional(),
+    }).strict(),
+  },
+  sms: {
+    channel: 'sms',
+    settings: z.object({ provider: z.enum(['twilio', 'aliyun', 'tencent', 'vonage']), apiBaseUrl }).strict(),
+    credentials: z.record(z.string(), z.unknown()),
+  },
+  email: {
+    channel: 'email',
+    settings: z.object({ apiBaseUrl }).strict(),
+    credentials: z.object({
+      imap: z.object({ host: z.string(), port: z.number().int(), secure: z.boolean(), user: z.string(), pass: z.string(), mailbox: z.string().default('INBOX') }).optional(),
+      smtp: z.object({ host: z.string(), port: z.number().int(), secure: z.boolean(), user: z.string(), pass: z.string() }).optional(),
+      fromAddress: z.string().email(),
+      webhookSigningKey: z.string().optional(),
+    }).strict(),
+  },
+} as const satisfies Record<string, { channel: Channel; settings: z.ZodType; credentials: z.ZodType }>;
+
+export type InboxType = keyof typeof inboxTypes;
+export const inboxTypeSchema = z.enum(Object.keys(inboxTypes) as [InboxType, ...InboxType[]]);
+
+const smsCredentials = {
+  twilio: z.object({ accountSid: z.string().min(1), authToken: z.string().min(1), from: z.string().optional(), messagingServiceSid: z.string().optional() })
+    .strict().refine((c) => c.from || c.messagingServiceSid, 'from or messagingServiceSid is required'),
+  aliyun: z.object({ accessKeyId: z.string().min(1), accessKeySecret: z.string().min(1), signName: z.string().min(1), templateCode: z.string().min(1) }).strict(),
+  tencent: z.object({ secretId: z.string().min(1), secretKey: z.string().min(1), sdkAppId: z.string().min(1), signName: z.string().min(1), templateId: z.string().min(1) }).strict(),
+  vonage: z.object({ apiKey: z.string().min(1), apiSecret: z.string().min(1), signatureSecret: z.string().optional(), signatureMethod: z.enum(['md5hash', 'md5', 'sha1', 'sha256', 'sha512']).optional(), from: z.string().min(1) }).strict(),
+};
+
+/** The credential schema for an inbox of this type (SMS depends on the provider chosen in settings). */
+export function credentialSchemaFor(type: InboxType, settings: Record<string, unknown>): z.ZodType {
+  if (type === 'sms') return smsCredentials[settings.provider as keyof typeof smsCredentials] ?? z.never();
+  return inboxTypes[type].credentials;
+}
+
+/** The URLs a business pastes into the provider's console, for an inbox. */
+export function providerUrls(type: InboxType, inboxId: string, publicUrl: string): Record<string, string> {
+  switch (type) {
+    case 'webchat': return {
+      widgetScript: `${publicUrl}/webchat/${inboxId}/widget.js`,
+      websocket: `${publicUrl.replace(/^http/, 'ws')}/webchat/${inboxId}/ws`,
+      embedSnippet: `<script src="${publicUrl}/webchat/${inboxId}/widget.js" async></script>`,
+    };
+    case 'wechat': return { serverUrl: `${publicUrl}/wechat/${inboxId}` };
+    case 'wechatpay': return { notifyUrl: `${publicUrl}/wechatpay/${inboxId}/notify` };
+    case 'sms': return { inboundUrl: `${publicUrl}/sms/${inboxId}/inbound`, statusUrl: `${publicUrl}/sms/${inboxId}/status` };
+    case 'email': return { inboundUrl: `${publicUrl}/email/${inboxId}/inbound` };
+  }
+}

@@ -1,0 +1,47 @@
+// Consumes `inbound`: stores each message once (script ingestInbound), then sends new or
+// recovered conversations to routing. Safe to run any number of times for one job.
+import type { Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { runScript } from '../commands/index.ts';
+import { keyDigest, newId } from '../ids.ts';
+import type { Keyspace } from '../redis/keys.ts';
+import { inboundJobSchema, jobOptions, type RoutingJob } from '../queues.ts';
+
+export interface IngestResult {
+  messageId: string; contactId: string; conversationId: string; duplicate: boolean; assigneeId: string;
+}
+
+export function createIngestProcessor(deps: {
+  redis: Redis; keys: Keyspace; routingQueue: Queue; retentionSeconds: number;
+}) {
+  const { redis, keys } = deps;
+  return async function processInbound(job: Job): Promise<IngestResult> {
+    const data = inboundJobSchema.parse(job.data);
+    const m = data.message;
+    const identity = keyDigest(m.from.channelId);
+    const body = JSON.stringify({
+      id: data.messageId, accountId: m.accountId, inboxId: m.inboxId, channel: m.channel, direction: 'inbound',
+      externalId: m.externalId, from: m.from, to: m.to, sentAt: m.sentAt, receivedAt: data.receivedAt, content: m.content,
+    });
+    const r = (await runScript(redis, 'ingestInbound', [
+      keys.messageDedup(m.inboxId, keyDigest(m.externalId)),
+      keys.contactIdentity(m.accountId, m.channel, identity),
+      keys.openConversation(m.inboxId, identity),
+      keys.lastConversation(m.inboxId, identity),
+    ], [
+      keys.prefix, m.accountId, m.inboxId, m.channel, m.from.channelId, data.contactName, data.messageId,
+      newId('ct'), newId('cv'), new Date().toISOString(), data.seq, body, data.visitorHint,
+      keys.sequence(m.inboxId, identity), deps.retentionSeconds,
+    ])) as [string, string, string, number, string, number, number];
+    const result: IngestResult = {
+      messageId: r[0], contactId: r[1], conversationId: r[2], duplicate: r[3] === 1, assigneeId: r[4],
+    };
+    const conversationCreated = r[6] === 1;
+    // A retry after a crash re-sends routing too: assignConversation ignores what is already done.
+    if (!result.assigneeId && (conversationCreated || result.duplicate)) {
+      const routing: RoutingJob = { accountId: m.accountId, conversationId: result.conversationId };
+      await deps.routingQueue.add('route', routing, { ...jobOptions.routing, jobId: `route-${result.conversationId}` });
+    }
+    return result;
+  };
+}

@@ -1,0 +1,52 @@
+// JSON logs (pino) that never carry a secret, a full phone number or a full email address.
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+const phonePattern = /\+?\d[\d\s().-]{6,}\d/g;
+const emailPattern = /([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})/g;
+
+/** Masks phone numbers (keeps the last 3 digits) and emails (keeps the first letter and the domain). */
+export function maskPersonalData(text: string): string {
+  return text
+    .replace(emailPattern, (_m, first: string, domain: string) => `${first}***@${domain}`)
+    .replace(phonePattern, (match) => {
+      const digits = match.replace(/\D/g, '');
+      if (digits.length < 7) return match;
+      return `${match.startsWith('+') ? '+' : ''}***${digits.slice(-3)}`;
+    });
+}
+
+function maskDeep(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return maskPersonalData(value);
+  if (depth > 6 || value === null || typeof value !== 'object') return value;
+  if (value instanceof Error) return { type: value.name, message: maskPersonalData(value.message), stack: value.stack };
+  if (Array.isArray(value)) return value.map((v) => maskDeep(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) out[key] = maskDeep(v, depth + 1);
+  return out;
+}
+
+const secretPaths = [
+  'credentials', '*.credentials', 'password', '*.password', 'pass', '*.pass', 'token', '*.token',
+  'secret', '*.secret', 'apiKey', '*.apiKey', 'authorization', '*.authorization', 'headers.authorization',
+  'req.headers.authorization', 'req.headers.cookie', 'visitorToken', '*.visitorToken',
+];
+
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  return pino(
+    {
+      level,
+      base: { pid: process.pid },
+      redact: { paths: secretPaths, censor: '[redacted]' },
+      formatters: { log: (object) => maskDeep(object) as Record<string, unknown> },
+      hooks: {
+        logMethod(args, method) {
+          const masked = args.map((a) => (typeof a === 'string' ? maskPersonalData(a) : a)) as Parameters<typeof method>;
+          method.apply(this, masked);
+        },
+      },
+    },
+    destination,
+  );
+}

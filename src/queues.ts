@@ -1,0 +1,59 @@
+// The pipeline's BullMQ queues, their payloads (validated with zod on both ends) and job options.
+import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+import { z } from 'zod';
+import { inboundMessageSchema } from './schema/message.ts';
+
+export const queueNames = ['inbound', 'routing', 'outbound', 'webhooks'] as const;
+export type QueueName = (typeof queueNames)[number];
+
+export const inboundJobSchema = z.object({
+  messageId: z.string(),
+  seq: z.number().int().positive(),
+  receivedAt: z.string(),
+  contactName: z.string().default(''),
+  visitorHint: z.string().default(''),
+  message: inboundMessageSchema,
+});
+export type InboundJob = z.infer<typeof inboundJobSchema>;
+
+export const routingJobSchema = z.object({ accountId: z.string(), conversationId: z.string() });
+export type RoutingJob = z.infer<typeof routingJobSchema>;
+
+export const outboundJobSchema = z.object({ accountId: z.string(), messageId: z.string() });
+export type OutboundJob = z.infer<typeof outboundJobSchema>;
+
+export const webhookJobSchema = z.object({
+  accountId: z.string(),
+  subscriptionId: z.string(),
+  eventId: z.string(),
+  conversationId: z.string().optional(),
+  event: z.string().describe('the CloudEvent JSON exactly as it is sent'),
+});
+export type WebhookJob = z.infer<typeof webhookJobSchema>;
+
+// Completed jobs are removed at once (their ids may be reused); failed ones are kept a week for inspection.
+const keepFailed = { age: 7 * 24 * 3600, count: 10_000 };
+
+export const jobOptions: Record<QueueName, JobsOptions> = {
+  inbound: { attempts: 10, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: true, removeOnFail: keepFailed },
+  routing: { attempts: 10, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: true, removeOnFail: keepFailed },
+  outbound: { attempts: 8, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: true, removeOnFail: keepFailed },
+  // ~26 h of retries: 10 s doubling, capped at an hour (see webhookBackoff).
+  webhooks: { attempts: 34, backoff: { type: 'webhook' }, removeOnComplete: true, removeOnFail: keepFailed },
+};
+
+export function webhookBackoff(attemptsMade: number): number {
+  return Math.min(10_000 * 2 ** Math.max(0, attemptsMade - 1), 3_600_000);
+}
+
+export type Queues = Record<QueueName, Queue>;
+
+export function createQueues(connection: ConnectionOptions, prefix: string): Queues {
+  const queues = {} as Queues;
+  for (const name of queueNames) queues[name] = new Queue(name, { connection, prefix: `${prefix}:q` });
+  return queues;
+}
+
+export async function closeQueues(queues: Queues): Promise<void> {
+  await Promise.all(Object.values(queues).map((q) => q.close()));
+}

@@ -1,0 +1,33 @@
+// Every Redis key the gateway uses, in one place. All share the prefix (hash-tag it, `{gw}`, for Redis Cluster).
+export type Keyspace = ReturnType<typeof keyspace>;
+
+export function keyspace(prefix: string) {
+  const k = (...parts: string[]) => [prefix, ...parts].join(':');
+  return {
+    prefix,
+    record: (kind: string, id: string) => k(kind, id),
+    accountIndex: (accountId: string, kind: string) => k('acc', accountId, kind),
+    accounts: k('accounts'),
+    apiKey: (hash: string) => k('apikey', hash),
+    agentToken: (hash: string) => k('agenttoken', hash),
+    platformKeyHash: k('platformkey'),
+    contact: (id: string) => k('contact', id),
+    contactIdentity: (accountId: string, channel: string, identityHash: string) => k('contactid', accountId, channel, identityHash),
+    conversation: (id: string) => k('conv', id),
+    conversationMessages: (id: string) => k('conv', id, 'msgs'),
+    openConversation: (inboxId: string, identityHash: string) => k('openconv', inboxId, identityHash),
+    lastConversation: (inboxId: string, identityHash: string) => k('lastconv', inboxId, identityHash),
+    sequence: (inboxId: string, identityHash: string) => k('seq', inboxId, identityHash),
+    message: (id: string) => k('msg', id),
+    messageDedup: (inboxId: string, externalIdHash: string) => k('msgext', inboxId, externalIdHash),
+    idempotency: (accountId: string, keyHash: string) => k('idem', accountId, keyHash),
+    agentState: (agentId: string) => k('agentstate', agentId),
+    onlineAgents: (accountId: string) => k('acc', accountId, 'online'),
+    waitingConversations: (accountId: string) => k('acc', accountId, 'waiting'),
+    accountEvents: (accountId: string) => k('acc', accountId, 'events'),
+    events: k('events'),
+    live: k('live'),
+    workerHeartbeats: k('workers'),
+    bootstrap: (name: string) => k('bootstrap', name),
+  };
+}

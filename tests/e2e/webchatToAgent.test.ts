@@ -1,0 +1,44 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTenant, startTestGateway, TestSocket, wsUrl, type Tenant, type TestGateway } from '../support/testGateway.ts';
+
+describe('web chat through the whole pipeline', () => {
+  let t: TestGateway;
+  let tenant: Tenant;
+  beforeAll(async () => {
+    t = await startTestGateway();
+    tenant = await createTenant(t);
+  });
+  afterAll(() => t.stop());
+
+  it('delivers a visitor message to the agent and the reply back to the visitor', async () => {
+    const agent = await TestSocket.open(wsUrl(t.url, '/api/v1/agent/ws'), { headers: { authorization: `Bearer ${tenant.agentToken}` } });
+    await agent.next((f) => f.type === 'hello');
+    const visitor = await TestSocket.open(wsUrl(t.url, `/webchat/${tenant.inboxId}/ws`));
+    visitor.send({ type: 'hello', name: 'Vic' });
+    const welcome = await visitor.next((f) => f.type === 'welcome');
+    expect(welcome.visitorId).toMatch(/^v_/);
+    visitor.send({ type: 'message', clientMessageId: 'c1', text: 'Hello, is my order shipped?' });
+    await visitor.next((f) => f.type === 'accepted' && f.clientMessageId === 'c1');
+
+    const assigned = await agent.next((f) => f.type === 'event' && f.event.type === 'conversation.assigned');
+    const conversationId = assigned.event.subject;
+    const seen = assigned.messages.some((m: any) => m.content.text === 'Hello, is my order shipped?') ||
+      (await agent.next((f) => f.type === 'event' && f.event.type === 'message.received')).event.data.content.text === 'Hello, is my order shipped?';
+    expect(seen).toBe(true);
+
+    agent.send({ type: 'reply', conversationId, text: 'Yes, it left today.', clientMessageId: 'r1' });
+    const ack = await agent.next((f) => f.type === 'ack');
+    expect(ack.message.status).toBe('queued');
+    const echo = await visitor.next((f) => f.type === 'message' && f.message.direction === 'outbound');
+    expect(echo.message.content.text).toBe('Yes, it left today.');
+
+    const history = await t.api('GET', `/api/v1/accounts/${tenant.accountId}/conversations/${conversationId}/messages`, { key: tenant.apiKey });
+    expect(history.body.items.map((m: any) => [m.direction, m.content.text])).toEqual([
+      ['inbound', 'Hello, is my order shipped?'],
+      ['outbound', 'Yes, it left today.'],
+    ]);
+    expect(history.body.items[1].status).toBe('sent');
+    agent.close();
+    visitor.close();
+  });
+});
