@@ -86,9 +86,11 @@ export async function createGateway(options: GatewayOptions) {
   const stoppers: (() => Promise<void>)[] = [];
   let httpUrl = '';
   let http: ReturnType<typeof createHttpServer> | undefined;
+  let routes: ApiRegistry['routes'] = [];
 
   async function startWeb() {
     const registry = new ApiRegistry();
+    routes = registry.routes;
     const auth = new Authenticator(redis, keys, accounts, agents, settings.adminKey);
     const serverKey = createHmac('sha256', options.secretKey).update('visitor-tokens').digest('base64');
     let visitorChannel: VisitorChannel | undefined;
@@ -159,6 +161,7 @@ export async function createGateway(options: GatewayOptions) {
     for (const [name, processor] of Object.entries(processors) as [QueueName, Processor][]) {
       const worker = new Worker(name, processor, {
         connection: redis, prefix: `${settings.redisPrefix}:q`, concurrency: settings.workerConcurrency, autorun: true,
+        lockDuration: settings.jobLockMs, stalledInterval: settings.jobLockMs, maxStalledCount: 5,
         settings: { backoffStrategy: (attemptsMade: number) => webhookBackoff(attemptsMade) },
       });
       worker.on('completed', (job: Job) => {
@@ -191,6 +194,8 @@ export async function createGateway(options: GatewayOptions) {
     role, redis, keys, queues, metrics, services, acceptor, publicUrl,
     get url() { return httpUrl; },
     get httpServer() { return http?.server; },
+    /** Every declared HTTP route (web role): what /openapi.json lists. */
+    get routes() { return routes; },
     async start() {
       if (runsWorkers) await startWorkers();
       if (runsWeb) await startWeb();
