@@ -129,7 +129,7 @@ export async function createGateway(options: GatewayOptions) {
       },
       {
         pattern: /^\/webchat\/([A-Za-z0-9_-]{1,100})\/ws$/,
-        accept: async (request, match) => (socket) => visitorChannel!.handleSocket(socket, request, match[1]!),
+        accept: (request, match) => visitorChannel!.prepareSocket(request, match[1]!),
       },
     ], settings.wsMaxFrameBytes, log);
     await live.start();

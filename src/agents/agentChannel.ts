@@ -56,7 +56,7 @@ export class AgentChannel {
         });
       });
     });
-    sendJson(socket, { type: 'hello', agent: { id: agent.id, name: agent.name, role: agent.role }, state: await this.deps.agents.state(agent.id) });
+    sendJson(socket, { type: 'hello', agent: { id: agent.id, accountId: agent.accountId, name: agent.name, role: agent.role }, state: await this.deps.agents.state(agent.id) });
   }
 
   private async handleFrame(socket: WebSocket, agent: AgentRecord, frame: z.infer<typeof agentFrameSchema>): Promise<void> {

@@ -9,7 +9,7 @@ import type { ApiServices } from './services.ts';
 
 const base = '/api/v1/accounts/:accountId';
 const webhookUrl = z.string().url().max(2000).refine((u) => /^https?:\/\//.test(u), 'an http(s) URL');
-const eventList = z.array(z.union([eventTypeSchema, z.literal('*')])).min(1).max(50);
+const eventList = z.array(z.union([eventTypeSchema, z.literal('*'), z.enum(['contact.*', 'conversation.*', 'message.*', 'agent.*', 'payment.*'])])).min(1).max(50);
 
 export function registerWebhookRoutes(api: ApiRegistry, s: ApiServices): void {
   const webhookOr404 = async (accountId: string, id: string) => (await s.webhooks.records.get(accountId, id)) ?? Promise.reject(notFound('webhook'));

@@ -13,7 +13,7 @@ export const webhookViewSchema = z.object({
   id: z.string(),
   accountId: z.string(),
   url: z.string(),
-  events: z.array(z.union([eventTypeSchema, z.literal('*')])),
+  events: z.array(z.union([eventTypeSchema, z.literal('*'), z.string().regex(/^[a-z]+\.\*$/, 'a family like conversation.*')])),
   description: z.string(),
   enabled: z.boolean(),
   disabledReason: z.string().nullable(),
@@ -69,6 +69,11 @@ export class WebhookSubscriptions {
       entry = { at: Date.now(), subs: await this.records.listAll(accountId) };
       this.cache.set(accountId, entry);
     }
-    return entry.subs.filter((s) => s.enabled && (s.events.includes('*') || s.events.includes(type as never)));
+    return entry.subs.filter((s) => s.enabled && s.events.some((wanted) => subscribes(wanted, type)));
   }
+}
+
+/** `*` is every event, `conversation.*` a family, anything else one type. */
+export function subscribes(wanted: string, type: string): boolean {
+  return wanted === '*' || wanted === type || (wanted.endsWith('.*') && type.startsWith(wanted.slice(0, -1)));
 }

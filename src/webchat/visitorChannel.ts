@@ -139,11 +139,20 @@ export class VisitorChannel {
     });
   }
 
+  /**
+   * Looks the inbox up before the upgrade completes, so the socket's listeners are in place before
+   * its first frame can arrive. Browsers can't read a refused upgrade's status, so refusals are close codes.
+   */
+  async prepareSocket(request: IncomingMessage, inboxId: string): Promise<(socket: WebSocket) => void> {
+    const inbox = await this.deps.inboxes.records.getAnyAccount(inboxId);
+    if (!inbox || inbox.type !== 'webchat' || !inbox.enabled) return (socket) => closeWith(socket, 4404, 'not_found', 'unknown inbox');
+    if (!this.originAllowed(inbox, request.headers.origin)) return (socket) => closeWith(socket, 4403, 'origin_not_allowed', 'this page origin may not use this inbox');
+    return (socket) => this.handleSocket(socket, inbox);
+  }
+
   /** A visitor socket: hello first, then messages and typing; everything it may see comes from the live feed. */
-  async handleSocket(socket: WebSocket, request: IncomingMessage, inboxId: string): Promise<void> {
-    const inbox = await this.deps.inboxes.records.getAnyAccount(inboxId).catch(() => undefined);
-    if (!inbox || inbox.type !== 'webchat' || !inbox.enabled) return closeWith(socket, 4404, 'not_found', 'unknown inbox');
-    if (!this.originAllowed(inbox, request.headers.origin)) return closeWith(socket, 4403, 'origin_not_allowed', 'this page origin may not use this inbox');
+  private handleSocket(socket: WebSocket, inbox: InboxRecord): void {
+    const inboxId = inbox.id;
     this.deps.metrics.websockets.inc({ kind: 'visitor' });
     let visitor: { visitorId: string; visitorKey: string; name?: string } | undefined;
     const bucket = { tokens: 20, at: Date.now() };
