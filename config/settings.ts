@@ -90,13 +90,14 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env, argv: string[
   const roleIndex = argv.findIndex((a) => a === '--role' || a.startsWith('--role='));
   if (roleIndex >= 0) {
     const arg = argv[roleIndex]!;
-    raw.role = arg.includes('=') ? arg.split('=')[1] : argv[roleIndex + 1];
+    // A bare `--role` is an error, not the default role.
+    raw.role = (arg.includes('=') ? arg.split('=')[1] : argv[roleIndex + 1]) ?? '';
   }
   const parsed = settingsSchema.safeParse(raw);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => {
       const key = String(issue.path[0] ?? '');
-      const name = key === 'role' ? '--role' : envKeyOf(key);
+      const name = key === 'role' && roleIndex >= 0 ? '--role' : envKeyOf(key);
       return `${name}${issue.path.length > 1 ? '.' + issue.path.slice(1).join('.') : ''}: ${issue.message}`;
     });
     throw new SettingsError(`Invalid settings:\n  ${lines.join('\n  ')}`);

@@ -11,6 +11,9 @@ export function maskPersonalData(text: string): string {
   return text
     .replace(emailPattern, (_m, first: string, domain: string) => `${first}***@${domain}`)
     .replace(phonePattern, (match) => {
+      // An ISO date (2024-05-01…) is not a phone number, but what follows it may be one.
+      const date = /^\d{4}-\d{2}-\d{2}(?!\d)/.exec(match)?.[0];
+      if (date) return date + maskPersonalData(match.slice(date.length));
       const digits = match.replace(/\D/g, '');
       if (digits.length < 7) return match;
       return `${match.startsWith('+') ? '+' : ''}***${digits.slice(-3)}`;
@@ -20,7 +23,15 @@ export function maskPersonalData(text: string): string {
 function maskDeep(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return maskPersonalData(value);
   if (depth > 6 || value === null || typeof value !== 'object') return value;
-  if (value instanceof Error) return { type: value.name, message: maskPersonalData(value.message), stack: value.stack };
+  if (value instanceof Error) {
+    // Stays an Error (pino's err serializer then names its type and appends causes), with its
+    // message, stack (which repeats the message) and every other own field masked.
+    const masked = Object.create(Object.getPrototypeOf(value) as object) as Error;
+    for (const key of Object.getOwnPropertyNames(value)) {
+      Object.defineProperty(masked, key, { value: maskDeep((value as unknown as Record<string, unknown>)[key], depth + 1), enumerable: true, writable: true, configurable: true });
+    }
+    return masked;
+  }
   if (Array.isArray(value)) return value.map((v) => maskDeep(v, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(value)) out[key] = maskDeep(v, depth + 1);

@@ -164,13 +164,19 @@ export class VisitorChannel {
     });
     socket.on('message', (data, isBinary) => {
       void (async () => {
-        let frame;
+        let parsed: unknown;
         try {
-          frame = visitorFrameSchema.safeParse(isBinary ? undefined : JSON.parse(data.toString()));
+          parsed = isBinary ? undefined : JSON.parse(data.toString());
         } catch {
           return closeWith(socket, 4400, 'invalid_json', 'frames are JSON');
         }
-        if (!frame.success) return sendJson(socket, { type: 'error', code: 'invalid_frame', message: frame.error.issues[0]?.message ?? 'invalid frame' });
+        const frame = visitorFrameSchema.safeParse(parsed);
+        if (!frame.success) {
+          // Name the message it was about, so the widget can mark that one failed.
+          const raw = (parsed ?? {}) as { clientMessageId?: unknown };
+          const clientMessageId = typeof raw.clientMessageId === 'string' ? raw.clientMessageId.slice(0, 64) : undefined;
+          return sendJson(socket, { type: 'error', code: 'invalid_frame', message: frame.error.issues[0]?.message ?? 'invalid frame', clientMessageId });
+        }
         const f = frame.data;
         if (f.type === 'ping') return sendJson(socket, { type: 'pong' });
         if (f.type === 'hello') {

@@ -215,9 +215,18 @@
         if (p) markAccepted(p);
       } else if (f.type === 'message') onMsg(f.message);
       else if (f.type === 'typing') showTyping(!!f.on);
-      // 'error': the close code that follows decides; 'pong': liveness only
+      else if (f.type === 'error' && f.clientMessageId) onSendError(f);
+      // other 'error's: the close code that follows decides; 'pong': liveness only
     };
     s.onclose = function (ev) { closed(s, ev.code); };
+  }
+  // A refused message: rate limited → the same message again a second later; invalid → marked failed.
+  function onSendError(f) {
+    var p = findPending(f.clientMessageId);
+    if (!p || p.accepted) return;
+    if (f.code === 'rate_limited') { p.sock = null; setTimeout(flush, 1000); return; }
+    dropPending(p, 'failed');
+    setErr(f.message || 'Message could not be sent.');
   }
   function arm(s) {
     clearTimeout(liveTimer);
