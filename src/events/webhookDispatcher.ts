@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
 import type { Keyspace } from '../redis/keys.ts';
 import { jobOptions, type WebhookJob } from '../queues.ts';
-import type { WebhookSubscriptions } from './webhookSubscriptions.ts';
+import { subscribes, type WebhookRecord, type WebhookSubscriptions } from './webhookSubscriptions.ts';
 
 const group = 'webhooks';
 
@@ -64,6 +64,7 @@ export class WebhookDispatcher {
   private async handle(entries: [string, string[]][]): Promise<void> {
     if (entries.length === 0) return;
     const jobs: { name: string; data: WebhookJob; opts: typeof jobOptions.webhooks & { jobId: string } }[] = [];
+    const subscriptionsOf = new Map<string, Promise<WebhookRecord[]>>();
     for (const [, fields] of entries) {
       if (!fields) continue;
       const field = (name: string) => fields[fields.indexOf(name) + 1];
@@ -71,7 +72,9 @@ export class WebhookDispatcher {
       const accountId = field('acc');
       if (!eventJson || !accountId) continue;
       const event = JSON.parse(eventJson) as { id: string; type: string; subject?: string };
-      for (const subscription of await this.subscriptions.matching(accountId, event.type)) {
+      if (!subscriptionsOf.has(accountId)) subscriptionsOf.set(accountId, this.subscriptions.enabled(accountId));
+      const wanting = (await subscriptionsOf.get(accountId)!).filter((s) => s.events.some((wanted) => subscribes(wanted, event.type)));
+      for (const subscription of wanting) {
         jobs.push({
           name: event.type,
           data: { accountId, subscriptionId: subscription.id, eventId: event.id, conversationId: event.subject, event: eventJson },

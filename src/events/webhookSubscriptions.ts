@@ -25,7 +25,6 @@ export interface WebhookRecord extends WebhookView, AccountRecord { sealedSecret
 
 export class WebhookSubscriptions {
   readonly records: RecordStore<WebhookRecord>;
-  private readonly cache = new Map<string, { at: number; subs: WebhookRecord[] }>();
 
   constructor(redis: Redis, keyspace: Keyspace, private readonly secretBox: SecretBox) {
     this.records = new RecordStore<WebhookRecord>(redis, keyspace, 'webhook');
@@ -39,17 +38,14 @@ export class WebhookSubscriptions {
       disabledReason: null, sealedSecret: this.secretBox.seal(secret), createdAt: now, updatedAt: now,
     };
     await this.records.put(record);
-    this.cache.delete(accountId);
     return { record, secret };
   }
 
   async save(record: WebhookRecord): Promise<WebhookRecord> {
-    this.cache.delete(record.accountId);
     return this.records.put({ ...record, updatedAt: new Date().toISOString() });
   }
 
   async remove(accountId: string, id: string): Promise<boolean> {
-    this.cache.delete(accountId);
     return this.records.delete(accountId, id);
   }
 
@@ -62,14 +58,9 @@ export class WebhookSubscriptions {
     return view;
   }
 
-  /** Enabled subscriptions that want this event type (cached for a second: the dispatcher asks per event). */
-  async matching(accountId: string, type: string): Promise<WebhookRecord[]> {
-    let entry = this.cache.get(accountId);
-    if (!entry || Date.now() - entry.at > 1000) {
-      entry = { at: Date.now(), subs: await this.records.listAll(accountId) };
-      this.cache.set(accountId, entry);
-    }
-    return entry.subs.filter((s) => s.enabled && s.events.some((wanted) => subscribes(wanted, type)));
+  /** Enabled subscriptions of an account, read fresh: the dispatcher asks once per batch and account. */
+  async enabled(accountId: string): Promise<WebhookRecord[]> {
+    return (await this.records.listAll(accountId)).filter((s) => s.enabled);
   }
 }
 
