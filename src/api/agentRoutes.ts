@@ -17,6 +17,11 @@ const createAgent = z.object({
 const teamSchema = z.object({ id: z.string(), accountId: z.string(), name: z.string(), agentIds: z.array(z.string()), createdAt: z.string(), updatedAt: z.string() });
 const teamBody = z.object({ name: z.string().trim().min(1).max(200), agentIds: z.array(z.string().max(100)).max(1000).default([]) });
 const routingSchema = z.object({ strategy: z.enum(['least_busy']).default('least_busy') });
+// PATCH bodies without defaults: zod 4 applies a default inside .partial(), which would reset omitted fields.
+const updateAgent = z.object({
+  name: z.string().trim().min(1).max(200), email: z.string().email(), role: z.enum(['agent', 'supervisor']), capacity: z.number().int().min(0).max(1000),
+}).partial();
+const updateTeam = z.object({ name: z.string().trim().min(1).max(200), agentIds: z.array(z.string().max(100)).max(1000) }).partial();
 
 export function registerAgentRoutes(api: ApiRegistry, s: ApiServices): void {
   const withState = async <T extends { id: string }>(agent: T) => ({ ...agent, state: await s.agents.state(agent.id) });
@@ -49,7 +54,7 @@ export function registerAgentRoutes(api: ApiRegistry, s: ApiServices): void {
   });
   api.add({
     method: 'patch', path: '/api/v1/accounts/:accountId/agents/:agentId', tag: 'Agents', auth: 'account',
-    body: createAgent.partial(), response: agentView, summary: 'Change an agent (a new capacity applies at once)',
+    body: updateAgent, response: agentView, summary: 'Change an agent (a new capacity applies at once)',
     handler: async (_ctx, { params, body }) => {
       const agent = await agentOr404(params.accountId!, params.agentId!);
       const updated = await s.agents.records.put({ ...agent, ...body, updatedAt: new Date().toISOString() });
@@ -102,7 +107,7 @@ export function registerAgentRoutes(api: ApiRegistry, s: ApiServices): void {
     summary: 'Get a team', handler: async (_ctx, { params }) => teamOr404(params.accountId!, params.teamId!),
   });
   api.add({
-    method: 'patch', path: '/api/v1/accounts/:accountId/teams/:teamId', tag: 'Teams', auth: 'account', body: teamBody.partial(),
+    method: 'patch', path: '/api/v1/accounts/:accountId/teams/:teamId', tag: 'Teams', auth: 'account', body: updateTeam,
     response: teamSchema, summary: 'Rename a team or change its members',
     handler: async (_ctx, { params, body }) => {
       const team = await teamOr404(params.accountId!, params.teamId!);
