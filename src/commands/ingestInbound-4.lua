@@ -55,7 +55,7 @@ if not convId then
   local convKey = prefix .. ':conv:' .. convId
   redis.call('HSET', convKey, 'id', convId, 'accountId', accountId, 'inboxId', inboxId, 'contactId', contactId,
     'channel', channel, 'channelId', ARGV[5], 'status', 'open', 'assigneeId', '', 'createdAt', nowIso,
-    'updatedAt', nowIso, 'visitorHint', ARGV[13], 'openKey', KEYS[3], 'sequenceKey', ARGV[14])
+    'updatedAt', nowIso, 'visitorHint', ARGV[13], 'openKey', KEYS[3], 'lastKey', KEYS[4], 'sequenceKey', ARGV[14])
   redis.call('ZADD', prefix .. ':acc:' .. accountId .. ':conversations', 0, convId)
   emitEvent(prefix, accountId, 'evt_' .. convId .. '_c', 'conversation.created',
     conversationSource(accountId, inboxId), convId, nowIso, conversationJson(convKey), '', ARGV[13])

@@ -65,7 +65,7 @@ export class ConversationActions {
 
   async reopen(accountId: string, conversationId: string): Promise<ConversationInternals> {
     const c = await this.open(accountId, conversationId);
-    const r = (await runScript(this.redis, 'reopenConversation', [this.keys.conversation(c.id), c.openKey], [
+    const r = (await runScript(this.redis, 'reopenConversation', [this.keys.conversation(c.id), c.openKey, c.lastKey], [
       this.keys.prefix, new Date().toISOString(),
     ])) as string[];
     if (r[0] === 'conflict') throw conflict(`the contact already has an open conversation in this inbox: ${r[1]}`);

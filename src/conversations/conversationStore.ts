@@ -38,6 +38,7 @@ export interface ConversationInternals extends Conversation {
   channelId: string;
   visitorHint: string;
   openKey: string;
+  lastKey: string;
   sequenceKey: string;
 }
 
@@ -62,12 +63,12 @@ function conversationFromHash(fields: Record<string, string>): ConversationInter
     channel: fields.channel!, status: fields.status as 'open' | 'resolved', assigneeId: fields.assigneeId || null,
     waitingSince: fields.waitingSince ?? null, createdAt: fields.createdAt!, updatedAt: fields.updatedAt!,
     lastMessageAt: fields.lastMessageAt ?? null, resolvedAt: fields.resolvedAt ?? null,
-    channelId: fields.channelId!, visitorHint: fields.visitorHint ?? '', openKey: fields.openKey!, sequenceKey: fields.sequenceKey!,
+    channelId: fields.channelId!, visitorHint: fields.visitorHint ?? '', openKey: fields.openKey!, lastKey: fields.lastKey!, sequenceKey: fields.sequenceKey!,
   };
 }
 
 export function publicConversation(c: ConversationInternals): Conversation {
-  const { channelId: _c, visitorHint: _v, openKey: _o, sequenceKey: _s, ...rest } = c;
+  const { channelId: _c, visitorHint: _v, openKey: _o, lastKey: _l, sequenceKey: _s, ...rest } = c;
   return rest;
 }
 
@@ -101,6 +102,8 @@ export class ConversationStore {
         if (items.length >= options.limit) { consumedAll = i === page.items.length - 1; break; }
       }
       if (!page.nextCursor && consumedAll) return { items, nextCursor: null };
+      // Ids whose record is gone are skipped: the cursor still moves past them.
+      if (consumedAll && page.nextCursor) cursor = page.nextCursor;
       if (items.length >= options.limit) break;
     }
     return { items, nextCursor: cursor ?? null };

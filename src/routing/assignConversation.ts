@@ -9,9 +9,11 @@ import { routingJobSchema } from '../queues.ts';
 export type AssignmentOutcome = { state: 'assigned'; agentId: string } | { state: 'waiting' | 'queued' | 'closed' | 'missing' };
 
 export async function assignConversation(redis: Redis, keys: Keyspace, accountId: string, conversationId: string): Promise<AssignmentOutcome> {
+  // One clock reading, so waitingSince and the waiting queue's score agree on who waited longest.
+  const now = new Date();
   const r = (await runScript(redis, 'assignConversation', [
     keys.conversation(conversationId), keys.onlineAgents(accountId), keys.waitingConversations(accountId),
-  ], [keys.prefix, new Date().toISOString(), Date.now()])) as string[];
+  ], [keys.prefix, now.toISOString(), now.getTime()])) as string[];
   return r[0] === 'assigned' ? { state: 'assigned', agentId: r[1]! } : { state: r[0] as 'waiting' };
 }
 

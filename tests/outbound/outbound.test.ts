@@ -1,0 +1,180 @@
+import { UnrecoverableError, type Job, type Queue } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PermanentSendError, type ChannelAdapter, type SendRequest, type SendResult } from '../../adapters/channelAdapter.ts';
+import { ConversationActions } from '../../src/conversations/conversationActions.ts';
+import { createLogger } from '../../src/logger.ts';
+import { createOutboundProcessor, updateMessageStatus } from '../../src/outbound/outboundWorker.ts';
+import type { OutboundJob } from '../../src/queues.ts';
+import { eventSchema } from '../../src/schema/event.ts';
+import { messageSchema } from '../../src/schema/message.ts';
+import { eventsOfType, listAllConversations, newVisitorId, streamEvents, visitorMessage, waitFor } from '../support/coreFixtures.ts';
+import { createTenant, startTestGateway, type Tenant, type TestGateway } from '../support/testGateway.ts';
+
+describe('outbound: replies, their status and sending through an adapter', () => {
+  let t: TestGateway;
+  let tenant: Tenant;
+  let conversationId: string;
+  /** Stores replies like the API does but queues nothing, so no worker sends them behind the test's back. */
+  let unsentReplies: ConversationActions;
+
+  beforeAll(async () => {
+    t = await startTestGateway();
+    tenant = await createTenant(t);
+    const visitorId = newVisitorId();
+    await t.gateway.acceptor.accept(visitorMessage(tenant, visitorId, `${visitorId}/1`, 'Hi there'));
+    [{ id: conversationId }] = await waitFor(() => listAllConversations(t, tenant), (c) => c.length > 0, 'a conversation');
+    await waitFor(() => streamEvents(t, tenant.accountId), (e) => eventsOfType(e, 'conversation.assigned').length > 0, 'the assignment');
+    const noQueue = { add: async () => undefined } as unknown as Queue;
+    unsentReplies = new ConversationActions(t.gateway.redis, t.gateway.keys, t.gateway.services.conversations, noQueue);
+  });
+  afterAll(() => t.stop());
+
+  const messagesPath = (id = conversationId) => `/api/v1/accounts/${tenant.accountId}/conversations/${id}/messages`;
+  const history = async (id = conversationId) => (await t.api('GET', `${messagesPath(id)}?limit=200`, { key: tenant.apiKey })).body.items as any[];
+  const storedMessage = (id: string) => t.gateway.services.conversations.message(id);
+  const unsentReply = (text: string) => unsentReplies.reply(tenant.accountId, conversationId, { content: { type: 'text', text } });
+  const eventsAbout = async (messageId: string) => (await streamEvents(t, tenant.accountId)).filter((e) => e.data.id === messageId);
+
+  it('stores a reply sent twice with one Idempotency-Key once, and sends it', async () => {
+    const headers = { 'idempotency-key': 'reply-1' };
+    const first = await t.api('POST', messagesPath(), { key: tenant.apiKey, headers, body: { text: 'Your parcel left today.' } });
+    const again = await t.api('POST', messagesPath(), { key: tenant.apiKey, headers, body: { text: 'Your parcel left today.' } });
+    expect(first.status).toBe(202);
+    expect(again.status).toBe(202);
+    expect(first.body).toMatchObject({ direction: 'outbound', conversationId, content: { type: 'text', text: 'Your parcel left today.' } });
+    expect(again.body.id).toBe(first.body.id);
+    expect(messageSchema.safeParse(first.body).error).toBeUndefined();
+
+    const outbound = (await history()).filter((m) => m.direction === 'outbound');
+    expect(outbound.map((m) => m.id)).toEqual([first.body.id]);
+    // The web chat adapter sends it: status sent, message.sent emitted once even though it was queued twice.
+    const sent = await waitFor(() => storedMessage(first.body.id), (m) => m?.status === 'sent', 'status sent');
+    expect(sent!.externalId).toBe(first.body.id);
+    const events = await eventsAbout(first.body.id);
+    expect(events.map((e) => e.type)).toEqual(['message.sent']);
+    expect(eventSchema.safeParse(events[0]).error).toBeUndefined();
+    expect(messageSchema.strict().parse(events[0]!.data)).toMatchObject({ id: first.body.id, status: 'sent', seq: first.body.seq });
+
+    // Without the key, the same text is a second reply; the same key on another request body still answers the first.
+    const unkeyed = await t.api('POST', messagesPath(), { key: tenant.apiKey, body: { text: 'Your parcel left today.' } });
+    expect(unkeyed.body.id).not.toBe(first.body.id);
+    expect(unkeyed.body.seq).toBeGreaterThan(first.body.seq);
+    const sameKey = await t.api('POST', messagesPath(), { key: tenant.apiKey, headers, body: { text: 'something else' } });
+    expect(sameKey.body.id).toBe(first.body.id);
+  });
+
+  it('refuses a reply to a resolved or unknown conversation', async () => {
+    const visitorId = newVisitorId();
+    await t.gateway.acceptor.accept(visitorMessage(tenant, visitorId, `${visitorId}/1`));
+    const conversation = await waitFor(async () => (await listAllConversations(t, tenant)).find((c) => c.id !== conversationId), (c) => !!c, 'a second conversation');
+    await waitFor(() => history(conversation.id), (items) => items.length > 0, 'its message');
+    await t.api('POST', `/api/v1/accounts/${tenant.accountId}/conversations/${conversation.id}/resolve`, { key: tenant.apiKey });
+
+    const refused = await t.api('POST', messagesPath(conversation.id), { key: tenant.apiKey, body: { text: 'too late' } });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe('conflict');
+    expect((await history(conversation.id)).filter((m) => m.direction === 'outbound')).toHaveLength(0);
+    expect((await t.api('POST', messagesPath('cv_unknown'), { key: tenant.apiKey, body: { text: 'hello?' } })).status).toBe(404);
+    expect((await t.api('POST', messagesPath(), { key: tenant.apiKey, body: {} })).status).toBe(400);
+  });
+
+  it('only ever moves a status forward', async () => {
+    const reply = await unsentReply('status test');
+    expect(reply.status).toBe('queued');
+    const { redis, keys } = t.gateway;
+    expect(await updateMessageStatus(redis, keys, reply.id, conversationId, { status: 'delivered', externalId: 'prov-1' })).toBe(true);
+    expect(await updateMessageStatus(redis, keys, reply.id, conversationId, { status: 'sent', externalId: 'prov-2' })).toBe(false);
+    expect(await updateMessageStatus(redis, keys, reply.id, conversationId, { status: 'delivered' })).toBe(false);
+    expect(await updateMessageStatus(redis, keys, reply.id, conversationId, { status: 'failed', errorCode: 'late' })).toBe(false);
+    expect(await storedMessage(reply.id)).toMatchObject({ status: 'delivered', externalId: 'prov-1' });
+    expect((await storedMessage(reply.id))!.error).toBeUndefined();
+    expect(await updateMessageStatus(redis, keys, reply.id, conversationId, { status: 'read' })).toBe(true);
+    expect(await updateMessageStatus(redis, keys, reply.id, conversationId, { status: 'delivered' })).toBe(false);
+    expect((await storedMessage(reply.id))!.status).toBe('read');
+    expect((await eventsAbout(reply.id)).map((e) => e.type)).toEqual(['message.delivered']);
+
+    // A failed message stays failed whatever receipt arrives later.
+    const failing = await unsentReply('will fail');
+    expect(await updateMessageStatus(redis, keys, failing.id, conversationId, { status: 'failed', errorCode: 'bad_number', errorMessage: 'no such phone' })).toBe(true);
+    expect(await updateMessageStatus(redis, keys, failing.id, conversationId, { status: 'delivered' })).toBe(false);
+    expect(await storedMessage(failing.id)).toMatchObject({ status: 'failed', error: { code: 'bad_number', message: 'no such phone' } });
+    expect(await updateMessageStatus(redis, keys, 'msg_missing', conversationId, { status: 'sent' })).toBe(false);
+  });
+
+  describe('the outbound processor with a fake adapter', () => {
+    const sends: SendRequest[] = [];
+    let behaviour: (request: SendRequest) => Promise<SendResult>;
+    const fakeAdapter: ChannelAdapter = { type: 'webchat', send: async (request) => { sends.push(request); return behaviour(request); } };
+    const processor = () => createOutboundProcessor({
+      redis: t.gateway.redis, keys: t.gateway.keys, log: createLogger('silent'), conversations: t.gateway.services.conversations,
+      inboxes: t.gateway.services.inboxes, adapters: { webchat: fakeAdapter },
+    });
+    const job = (messageId: string, attemptsMade: number, attempts = 3, accountId = tenant.accountId) =>
+      ({ data: { accountId, messageId } satisfies OutboundJob, attemptsMade, opts: { attempts } }) as unknown as Job;
+
+    it('sends once and records the adapter\'s status and provider id', async () => {
+      sends.length = 0;
+      behaviour = async () => ({ status: 'delivered', externalId: 'SM123' });
+      const reply = await unsentReply('through the fake');
+      const processOutbound = processor();
+      expect(await processOutbound(job(reply.id, 0))).toBe('delivered');
+      expect(await processOutbound(job(reply.id, 0))).toBe('already-delivered');
+      expect(sends).toHaveLength(1);
+      expect(sends[0]!.to).toBe((await t.gateway.services.conversations.conversation(tenant.accountId, conversationId))!.channelId);
+      expect(sends[0]!.message).toMatchObject({ id: reply.id, content: { text: 'through the fake' } });
+      expect(await storedMessage(reply.id)).toMatchObject({ status: 'delivered', externalId: 'SM123' });
+      expect((await eventsAbout(reply.id)).map((e) => e.type)).toEqual(['message.delivered']);
+      // A job naming another account's message sends nothing.
+      expect(await processOutbound(job(reply.id, 0, 3, 'acc_other'))).toBe('missing');
+      expect(sends).toHaveLength(1);
+    });
+
+    it('keeps a message queued while retries remain and marks it failed after the last attempt', async () => {
+      sends.length = 0;
+      behaviour = async () => { throw new Error('provider is down'); };
+      const reply = await unsentReply('retry me');
+      const processOutbound = processor();
+      await expect(processOutbound(job(reply.id, 0))).rejects.toThrow('provider is down');
+      expect((await storedMessage(reply.id))!.status).toBe('queued');
+      await expect(processOutbound(job(reply.id, 1))).rejects.toThrow('provider is down');
+      expect((await storedMessage(reply.id))!.status).toBe('queued');
+      await expect(processOutbound(job(reply.id, 2))).rejects.toThrow('provider is down');
+      expect(await storedMessage(reply.id)).toMatchObject({ status: 'failed', error: { code: 'send_failed', message: 'provider is down' } });
+      expect(sends).toHaveLength(3);
+
+      const events = await eventsAbout(reply.id);
+      expect(events.map((e) => e.type)).toEqual(['message.failed']);
+      expect(messageSchema.strict().parse(events[0]!.data)).toMatchObject({ status: 'failed', error: { code: 'send_failed' } });
+      // A stray redelivery afterwards does not send again.
+      expect(await processOutbound(job(reply.id, 0))).toBe('already-failed');
+      expect(sends).toHaveLength(3);
+    });
+
+    it('marks a message failed at once on a PermanentSendError and does not retry', async () => {
+      sends.length = 0;
+      behaviour = async () => { throw new PermanentSendError('invalid_recipient', 'the number cannot receive messages'); };
+      const reply = await unsentReply('never deliverable');
+      const processOutbound = processor();
+      const attempt = processOutbound(job(reply.id, 0, 8));
+      await expect(attempt).rejects.toBeInstanceOf(UnrecoverableError);
+      expect(await storedMessage(reply.id)).toMatchObject({
+        status: 'failed', error: { code: 'invalid_recipient', message: 'the number cannot receive messages' },
+      });
+      expect(sends).toHaveLength(1);
+      expect((await eventsAbout(reply.id)).map((e) => e.type)).toEqual(['message.failed']);
+    });
+
+    it('succeeds on a retry after a failed attempt', async () => {
+      sends.length = 0;
+      let calls = 0;
+      behaviour = async () => { if (++calls === 1) throw new Error('timeout'); return { status: 'sent', externalId: 'ok-2' }; };
+      const reply = await unsentReply('second time lucky');
+      const processOutbound = processor();
+      await expect(processOutbound(job(reply.id, 0))).rejects.toThrow('timeout');
+      expect(await processOutbound(job(reply.id, 1))).toBe('sent');
+      expect(await storedMessage(reply.id)).toMatchObject({ status: 'sent', externalId: 'ok-2' });
+      expect((await storedMessage(reply.id))!.error).toBeUndefined();
+      expect((await eventsAbout(reply.id)).map((e) => e.type)).toEqual(['message.sent']);
+    });
+  });
+});
