@@ -92,10 +92,10 @@ export function registerConversationRoutes(api: ApiRegistry, s: ApiServices): vo
   api.add({
     method: 'post', path: `${base}/conversations/:conversationId/transfer`, tag: 'Conversations', auth: 'accountOrAgent',
     body: z.object({ agentId: z.string().max(100), note: z.string().max(2000).optional(), force: z.boolean().default(false) }),
-    response: conversationSchema, summary: 'Transfer to another agent with an optional note',
+    response: conversationSchema, summary: 'Transfer to another agent; the note travels in the conversation.transferred event',
     handler: async (_ctx, { params, body }) => {
       if (!(await s.agents.records.get(params.accountId!, body.agentId))) throw badRequest('agentId: unknown agent');
-      return publicConversation(await s.actions.assignTo(params.accountId!, params.conversationId!, body.agentId, body.force));
+      return publicConversation(await s.actions.assignTo(params.accountId!, params.conversationId!, body.agentId, body.force, body.note));
     },
   });
   api.add({

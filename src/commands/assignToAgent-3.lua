@@ -6,6 +6,7 @@
 
   KEYS[1] conversation hash   KEYS[2] account's online agents   KEYS[3] account's waiting queue
   ARGV[1] prefix   ARGV[2] now (ISO)   ARGV[3] agent id   ARGV[4] '1' to exceed capacity
+  ARGV[5] a note for the new agent ('' = none), carried in the event
 
   Returns {'assigned'} | {'unchanged'} | {'full'} | {'closed'} | {'missing'}
 ]]
@@ -23,6 +24,6 @@ if ARGV[4] ~= '1' and tonumber(state[1] or '0') >= tonumber(state[2] or '0') the
 if previous ~= '' then releaseFrom(prefix, previous, KEYS[2]) end
 local eventType = 'conversation.assigned'
 if previous ~= '' then eventType = 'conversation.transferred' end
-assignTo(prefix, KEYS[1], agentId, KEYS[2], KEYS[3], nowIso, eventType, previous)
+assignTo(prefix, KEYS[1], agentId, KEYS[2], KEYS[3], nowIso, eventType, previous, ARGV[5])
 if previous ~= '' then drainWaiting(prefix, KEYS[2], KEYS[3], nowIso) end
 return {'assigned'}

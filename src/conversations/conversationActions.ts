@@ -74,11 +74,11 @@ export class ConversationActions {
   }
 
   /** Manual assignment and transfer to an agent: refused when the agent is full unless forced. */
-  async assignTo(accountId: string, conversationId: string, agentId: string, force: boolean): Promise<ConversationInternals> {
+  async assignTo(accountId: string, conversationId: string, agentId: string, force: boolean, note = ''): Promise<ConversationInternals> {
     const c = await this.open(accountId, conversationId);
     const r = (await runScript(this.redis, 'assignToAgent', [
       this.keys.conversation(c.id), this.keys.onlineAgents(accountId), this.keys.waitingConversations(accountId),
-    ], [this.keys.prefix, new Date().toISOString(), agentId, force ? '1' : '0'])) as string[];
+    ], [this.keys.prefix, new Date().toISOString(), agentId, force ? '1' : '0', note])) as string[];
     if (r[0] === 'closed') throw conflict('the conversation is resolved');
     if (r[0] === 'full') throw conflict('the agent is at capacity (send force: true to assign anyway)');
     return this.open(accountId, conversationId);

@@ -199,7 +199,7 @@ describe('assignment: least busy, capacity, the waiting queue and the conversati
     const events = await apiEvents(t, tenant);
     const transfers = eventsOfType(events, 'conversation.transferred');
     expect(transfers).toHaveLength(1);
-    expect(transfers[0]).toMatchObject({ subject: first, data: { assigneeId: bob, previousAssigneeId: tenant.agentId } });
+    expect(transfers[0]).toMatchObject({ subject: first, data: { assigneeId: bob, previousAssigneeId: tenant.agentId, note: 'billing question' } });
     expect(eventsOfType(events, 'conversation.assigned').map((e) => e.subject)).toEqual([first, second]);
 
     // Bob is full now: a transfer back to him is refused unless forced; transferring to the assignee changes nothing.

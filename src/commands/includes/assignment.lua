@@ -12,7 +12,7 @@ local function pickAgent(prefix, onlineKey)
 end
 
 -- assignTo: gives one conversation to one agent, counts it against the agent's capacity, emits the event.
-local function assignTo(prefix, convKey, agentId, onlineKey, waitingKey, nowIso, eventType, previousAgentId)
+local function assignTo(prefix, convKey, agentId, onlineKey, waitingKey, nowIso, eventType, previousAgentId, note)
   local convId = redis.call('HGET', convKey, 'id')
   local accountId = redis.call('HGET', convKey, 'accountId')
   redis.call('HINCRBY', prefix .. ':agentstate:' .. agentId, 'load', 1)
@@ -25,6 +25,7 @@ local function assignTo(prefix, convKey, agentId, onlineKey, waitingKey, nowIso,
   if previousAgentId and previousAgentId ~= '' then
     data = data .. ',"previousAssigneeId":' .. cjson.encode(previousAgentId)
   end
+  if note and note ~= '' then data = data .. ',"note":' .. cjson.encode(note) end
   data = data .. '}'
   emitEvent(prefix, accountId, 'evt_' .. convId .. '_a' .. n, eventType,
     conversationSource(accountId, redis.call('HGET', convKey, 'inboxId')), convId, nowIso, data,
