@@ -1,0 +1,192 @@
+// `npm run bench`: N web chat messages through the whole pipeline (visitor socket → queue → ingest →
+// routing → live feed → agent socket) beside a floor measured in the same run on the same Redis: a bare
+// BullMQ add + no-op process of the same job. Goals: throughput ≥ 50% of the floor; p99 visitor→agent
+// ≤ 50 ms at 200 msg/s. Env: BENCH_N (5000), BENCH_RATE (200), BENCH_SECONDS (10), REDIS_URL (else an
+// embedded redis-server with AOF as in production), BENCH_JSON=1 to print the result as JSON too.
+import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { createRedis } from '../src/redis/connection.ts';
+import { startEmbeddedRedis, type EmbeddedRedis } from '../src/redis/embeddedRedis.ts';
+import { measureFloor, type FloorResult } from './floor.ts';
+import { benchSettings, createBenchTenant, startGatewayUnderTest } from './gatewayUnderTest.ts';
+import type { ChildMessage, LatencyResult, LoadConfig, ParentMessage, ThroughputResult } from './loadClients.ts';
+import { CpuMeter, redisStalls, type LatencySummary } from './stats.ts';
+
+const throughputGoal = 0.5;
+const p99GoalMs = 50;
+// The visitor socket's token bucket allows a burst of 20 (src/webchat/visitorChannel.ts).
+const perVisitorBurst = 20;
+const warmupMessages = 200;
+const agentCapacityLimit = 1000;
+
+function numberEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got ${raw}`);
+  return value;
+}
+
+interface PhaseLoad { gatewayCore: number; redisCore: number; loopDelayP99Ms: number; loopDelayMaxMs: number }
+
+async function runClients(config: LoadConfig, meterFor: () => CpuMeter) {
+  const child = fork(new URL('./loadClients.ts', import.meta.url), [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+  loopDelay.enable();
+  const phases: Record<string, PhaseLoad> = {};
+  let meter: CpuMeter | undefined;
+  let measured: Promise<void> = Promise.resolve();
+  try {
+    return await new Promise<{ throughput: ThroughputResult; latency: LatencyResult; warmupReceived: number; phases: Record<string, PhaseLoad> }>((resolve, reject) => {
+      child.on('exit', (code) => reject(new Error(`load clients exited (${code}) without a result`)));
+      child.on('message', (message: ChildMessage) => {
+        if (message.type === 'failed') return reject(new Error(`load clients failed: ${message.error}`));
+        if (message.type === 'result') return void measured.then(() => resolve({ ...message, phases }));
+        if (message.edge === 'start') {
+          meter = meterFor();
+          void meter.start().then(() => {
+            loopDelay.reset();
+            child.send({ type: 'phase-ready' } satisfies ParentMessage);
+          }, reject);
+        } else {
+          const delay = { loopDelayP99Ms: loopDelay.percentile(99) / 1e6, loopDelayMaxMs: loopDelay.max / 1e6 };
+          measured = meter!.stop().then((cpu) => { phases[message.name] = { gatewayCore: cpu.processCore, redisCore: cpu.redisCore, ...delay }; }, reject);
+        }
+      });
+      child.send({ type: 'start', config } satisfies ParentMessage);
+    });
+  } finally {
+    loopDelay.disable();
+    if (child.exitCode === null) child.kill();
+  }
+}
+
+const num = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '—');
+const pct = (value: number) => `${(value * 100).toFixed(0)}%`;
+const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
+const row = (name: string, s: LatencySummary, note = '') =>
+  `  ${`${name} (${s.count})`.padEnd(34)}${[s.p50, s.p95, s.p99, s.max].map((v) => num(v).padStart(9)).join('')} ms  ${note}`;
+const load = (p: PhaseLoad | undefined, clientCore: number) =>
+  p ? `gateway ${pct(p.gatewayCore)}, redis ${pct(p.redisCore)}, clients ${pct(clientCore)}; gateway loop delay p99 ${num(p.loopDelayP99Ms)} ms, max ${num(p.loopDelayMaxMs)} ms` : '—';
+
+function report(config: { n: number; rate: number; seconds: number; concurrency: number; redis: string }, floor: FloorResult,
+  throughput: ThroughputResult, latency: LatencyResult, phases: Record<string, PhaseLoad>) {
+  const ratio = throughput.messagesPerSecond / floor.jobsPerSecond;
+  const complete = throughput.received === throughput.sent && latency.received === latency.sent;
+  const lines = [
+    `gateway benchmark: N=${config.n}, latency at ${config.rate} msg/s for ${config.seconds} s, worker concurrency ${config.concurrency}, ${config.redis}`,
+    '',
+    `  ${'throughput'.padEnd(34)}${'value'.padStart(7)}${''.padEnd(8)}${'goal'.padEnd(8)}result`,
+    `  ${'floor: BullMQ add + no-op process'.padEnd(34)}${floor.jobsPerSecond.toFixed(0).padStart(7)} jobs/s`,
+    `  ${'gateway: visitor → agent'.padEnd(34)}${throughput.messagesPerSecond.toFixed(0).padStart(7)} msg/s`,
+    `  ${'gateway / floor'.padEnd(34)}${(ratio * 100).toFixed(1).padStart(7)} %      ${`≥ ${throughputGoal * 100}%`.padEnd(8)}${verdict(ratio >= throughputGoal && throughput.received === throughput.sent)}`,
+    '',
+    `  ${`latency visitor → agent at ${latency.sendRate.toFixed(0)} msg/s`.padEnd(34)}${['p50', 'p95', 'p99', 'max'].map((h) => h.padStart(9)).join('')}`,
+    row('all', latency.toAgent, `goal p99 ≤ ${p99GoalMs} ms  ${verdict(latency.toAgent.p99 <= p99GoalMs && latency.received === latency.sent)}`),
+    row('first of a conversation', latency.firstOfConversation, '(routing → conversation.assigned)'),
+    row('later in a conversation', latency.laterInConversation, '(message.received)'),
+    row("visitor → 'accepted' frame", latency.toAccepted, '(web side: INCR + queue add)'),
+    '  stages, from the gateway\'s own timestamps (ms resolution; "assigned" = in the conversation.assigned frame):',
+    ...Object.entries(latency.stages).map(([name, summary]) => row(`  ${name}`, summary).trimEnd()),
+  ];
+  const slow = Object.entries(latency.slowBySendTime);
+  if (slow.length) lines.push(`  over ${p99GoalMs} ms, counted by send time (s into the phase): ${slow.map(([at, count]) => `${at}:${count}`).join(' ')}`);
+  lines.push(
+    '',
+    `  floor:      ${floor.jobs} jobs in ${floor.seconds.toFixed(2)} s; cpu bench ${pct(floor.processCore)}, redis ${pct(floor.redisCore)}`,
+    `  throughput: ${throughput.received}/${throughput.sent} in ${throughput.seconds.toFixed(2)} s (all accepted after ${throughput.acceptedSeconds.toFixed(2)} s), ${throughput.visitors} visitors; cpu ${load(phases.throughput, throughput.clientCore)}`,
+    `  latency:    ${latency.received}/${latency.sent} received, ${latency.visitors} visitors; cpu ${load(phases.latency, latency.clientCore)}; client loop delay max ${num(latency.clientLoopDelayMaxMs)} ms`,
+  );
+  const errors = [...throughput.errors, ...latency.errors];
+  if (errors.length) lines.push(`  visitor errors: ${errors.length} (${[...new Set(errors)].join(', ')})`);
+  if (!complete) lines.push('  INCOMPLETE: not every message reached the agent before the deadline');
+  console.log(lines.join('\n'));
+  return { ratio, complete };
+}
+
+async function deleteKeys(redisUrl: string, prefixes: string[]) {
+  const redis = createRedis(redisUrl, 'bench-cleanup');
+  try {
+    for (const prefix of prefixes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length) await redis.unlink(...keys);
+      } while (cursor !== '0');
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function main() {
+  const n = Math.round(numberEnv('BENCH_N', 5000));
+  const rate = numberEnv('BENCH_RATE', 200);
+  const seconds = numberEnv('BENCH_SECONDS', 10);
+  const visitors = Math.ceil(warmupMessages / perVisitorBurst) + Math.ceil(n / perVisitorBurst) + Math.ceil(rate);
+  if (visitors > agentCapacityLimit) {
+    throw new Error(`BENCH_N=${n} and BENCH_RATE=${rate} need ${visitors} conversations at once; one agent takes at most ${agentCapacityLimit}`);
+  }
+
+  let embedded: EmbeddedRedis | undefined;
+  let dataDir: string | undefined;
+  let redisUrl = process.env.REDIS_URL;
+  if (!redisUrl) {
+    dataDir = mkdtempSync(join(tmpdir(), 'gateway-bench-redis-'));
+    embedded = await startEmbeddedRedis({ dataDir });
+    redisUrl = embedded.url;
+  }
+  const run = randomBytes(3).toString('hex');
+  const floorPrefix = `bench-floor-${run}`;
+  const gatewayPrefix = `bench-gw-${run}`;
+  const settings = benchSettings(gatewayPrefix);
+  const observer = createRedis(redisUrl, 'bench-observer');
+  // Our own redis-server only: record its stalls (fork, fsync, slow commands) over 10 ms.
+  if (embedded) {
+    await observer.config('SET', 'latency-monitor-threshold', '10');
+    await observer.config('SET', 'slowlog-log-slower-than', '10000');
+  }
+  const gatewayUnderTest = { stop: async () => {} };
+  try {
+    const floor = await measureFloor({
+      redisUrl, prefix: floorPrefix, count: n, warmup: Math.min(500, n), concurrency: settings.workerConcurrency, jobLockMs: settings.jobLockMs,
+    });
+    const g = await startGatewayUnderTest(redisUrl, gatewayPrefix);
+    gatewayUnderTest.stop = () => g.gateway.stop();
+    const tenant = await createBenchTenant(g, visitors + 10);
+    const result = await runClients({
+      url: g.url, inboxId: tenant.inboxId, agentToken: tenant.agentToken, messages: n, perVisitorBurst, warmupMessages, rate, seconds,
+    }, () => new CpuMeter(observer));
+    if (result.warmupReceived < warmupMessages) console.warn(`warning: only ${result.warmupReceived}/${warmupMessages} warm-up messages reached the agent`);
+    const summary = report({
+      n, rate, seconds, concurrency: settings.workerConcurrency,
+      redis: embedded ? 'embedded redis-server (AOF everysec)' : `REDIS_URL`,
+    }, floor, result.throughput, result.latency, result.phases);
+    const stalls = await redisStalls(observer);
+    console.log(`  redis:      ${stalls.aofRewrites} AOF rewrites, ${stalls.forks} forks (latest ${stalls.latestForkMs.toFixed(1)} ms)` +
+      (embedded ? `; stalls over 10 ms: ${stalls.events.map((e) => `${e.event} max ${e.maxMs} ms`).join(', ') || 'none'}` : '') +
+      (embedded && stalls.slowest.length ? `\n  redis slowest: ${stalls.slowest.map((c) => `${c.command} ${c.ms.toFixed(0)} ms`).join('; ')}` : ''));
+    if (process.env.BENCH_JSON === '1') {
+      console.log(JSON.stringify({ n, rate, seconds, floor, throughput: result.throughput, latency: result.latency, phases: result.phases, ratio: summary.ratio }));
+    }
+  } finally {
+    await gatewayUnderTest.stop().catch(() => undefined);
+    observer.disconnect();
+    if (embedded) {
+      await embedded.stop();
+      rmSync(dataDir!, { recursive: true, force: true });
+    } else {
+      await deleteKeys(redisUrl, [floorPrefix, gatewayPrefix]);
+    }
+  }
+}
+
+main().catch((error) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exitCode = 1;
+});

@@ -1,0 +1,57 @@
+// Small measurement pieces shared by the benchmark phases: percentiles and CPU time of a process or Redis.
+import type { Redis } from 'ioredis';
+
+export interface LatencySummary { count: number; p50: number; p95: number; p99: number; max: number }
+
+/** Nearest-rank percentiles of millisecond samples. */
+export function summarizeLatency(samplesMs: number[]): LatencySummary {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  const at = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : NaN);
+  return { count: sorted.length, p50: at(50), p95: at(95), p99: at(99), max: sorted.length ? sorted[sorted.length - 1]! : NaN };
+}
+
+/** CPU seconds spent by redis-server so far (main thread and background threads). */
+export async function redisCpuSeconds(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
+  return field('used_cpu_user') + field('used_cpu_sys');
+}
+
+/** CPU of this process and of Redis across a span, as a share of one core. */
+export class CpuMeter {
+  private processStart = process.cpuUsage();
+  private redisStart = 0;
+  private wallStart = performance.now();
+
+  constructor(private readonly redis: Redis) {}
+
+  async start(): Promise<void> {
+    this.redisStart = await redisCpuSeconds(this.redis);
+    this.processStart = process.cpuUsage();
+    this.wallStart = performance.now();
+  }
+
+  async stop(): Promise<{ processCore: number; redisCore: number }> {
+    const used = process.cpuUsage(this.processStart);
+    const wallSeconds = (performance.now() - this.wallStart) / 1000;
+    const redisSeconds = (await redisCpuSeconds(this.redis)) - this.redisStart;
+    return { processCore: (used.user + used.system) / 1e6 / wallSeconds, redisCore: redisSeconds / wallSeconds };
+  }
+}
+
+export interface RedisStalls { events: { event: string; latestMs: number; maxMs: number }[]; slowest: { ms: number; command: string }[]; aofRewrites: number; forks: number; latestForkMs: number }
+
+/** What Redis itself saw stall (needs latency-monitor-threshold set): forks for AOF rewrites, slow fsyncs, slow commands. */
+export async function redisStalls(redis: Redis): Promise<RedisStalls> {
+  const latest = (await redis.call('LATENCY', 'LATEST')) as [string, number, number, number][];
+  const info = (await redis.info('persistence')) + (await redis.info('stats'));
+  const field = (name: string) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+  const slowlog = (await redis.call('SLOWLOG', 'GET', '128')) as [number, number, number, string[]][];
+  const slowest = slowlog.map(([, , micros, args]) => ({ ms: micros / 1000, command: args.slice(0, 2).join(' ').slice(0, 80) }))
+    .sort((a, b) => b.ms - a.ms).slice(0, 5);
+  return {
+    slowest,
+    events: latest.map(([event, , latestMs, maxMs]) => ({ event, latestMs: Number(latestMs), maxMs: Number(maxMs) })),
+    aofRewrites: field('aof_rewrites'), forks: field('total_forks'), latestForkMs: field('latest_fork_usec') / 1000,
+  };
+}
