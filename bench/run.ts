@@ -87,7 +87,7 @@ function report(config: { n: number; rate: number; seconds: number; concurrency:
     '',
     `  ${`latency visitor → agent at ${latency.sendRate.toFixed(0)} msg/s`.padEnd(34)}${['p50', 'p95', 'p99', 'max'].map((h) => h.padStart(9)).join('')}`,
     row('all', latency.toAgent, `goal p99 ≤ ${p99GoalMs} ms  ${verdict(latency.toAgent.p99 <= p99GoalMs && latency.received === latency.sent)}`),
-    row('first of a conversation', latency.firstOfConversation, '(routing → conversation.assigned)'),
+    row('first of a conversation', latency.firstOfConversation, '(ingest + routing → conversation.assigned)'),
     row('later in a conversation', latency.laterInConversation, '(message.received)'),
     row("visitor → 'accepted' frame", latency.toAccepted, '(web side: INCR + queue add)'),
     '  stages, from the gateway\'s own timestamps (ms resolution; "assigned" = in the conversation.assigned frame):',

@@ -33,7 +33,8 @@ export function registerDemoRoutes(api: ApiRegistry, s: ApiServices, publicUrl: 
       if (!inbox || inbox.type !== 'webchat') throw notFound('inbox');
       ctx.type = 'text/html; charset=utf-8';
       // The page is served by the gateway itself, so the widget loads from the same origin.
-      ctx.body = demoPage(ctx.origin || publicUrl, inbox.id, `${inbox.name} (demo)`);
+      // (Koa 3's ctx.origin is the Origin request header, absent on a navigation: use protocol + host.)
+      ctx.body = demoPage(ctx.host ? `${ctx.protocol}://${ctx.host}` : publicUrl, inbox.id, `${inbox.name} (demo)`);
     },
   });
 }

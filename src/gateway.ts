@@ -8,6 +8,7 @@ import type { Role, Settings } from '../config/settings.ts';
 import type { ChannelAdapter } from '../adapters/channelAdapter.ts';
 import { WebchatAdapter } from '../adapters/webchat/webchatAdapter.ts';
 import { AgentChannel } from './agents/agentChannel.ts';
+import { registerAgentConsoleRoute } from './agents/agentConsoleRoute.ts';
 import { registerAccountRoutes } from './api/accountRoutes.ts';
 import { registerAgentRoutes } from './api/agentRoutes.ts';
 import { registerConversationRoutes } from './api/conversationRoutes.ts';
@@ -37,7 +38,6 @@ import { createOutboundProcessor } from './outbound/outboundWorker.ts';
 import { closeQueues, createQueues, webhookBackoff, type QueueName } from './queues.ts';
 import { createRedis } from './redis/connection.ts';
 import { keyspace } from './redis/keys.ts';
-import { createRoutingProcessor } from './routing/assignConversation.ts';
 import { RecordStore } from './store/recordStore.ts';
 import { AccountDirectory } from './tenancy/accounts.ts';
 import { AgentDirectory } from './tenancy/agents.ts';
@@ -114,6 +114,7 @@ export async function createGateway(options: GatewayOptions) {
     visitorChannel.registerRoutes(registry);
     registerUnbuiltProviderRoutes(registry, services, new Set());
     registerDemoRoutes(registry, services, publicUrl);
+    registerAgentConsoleRoute(registry);
 
     const app = createHttpApp({ registry, auth, log, metrics, bodyLimitBytes: settings.bodyLimitBytes });
     http = createHttpServer(app, [
@@ -152,8 +153,7 @@ export async function createGateway(options: GatewayOptions) {
 
   async function startWorkers() {
     const processors: Record<QueueName, Processor> = {
-      inbound: createIngestProcessor({ redis, keys, routingQueue: queues.routing, retentionSeconds: settings.messageRetentionDays * 86400 }),
-      routing: createRoutingProcessor({ redis, keys }),
+      inbound: createIngestProcessor({ redis, keys, retentionSeconds: settings.messageRetentionDays * 86400 }),
       outbound: createOutboundProcessor({ redis, keys, log, conversations, inboxes, adapters }),
       webhooks: createWebhookProcessor({ subscriptions: webhooks, log }),
     };

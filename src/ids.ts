@@ -3,11 +3,15 @@ import { randomBytes, createHash } from 'node:crypto';
 
 const alphabet = '0123456789abcdefghijklmnopqrstuvwxyz';
 
+// Random bytes are drawn in blocks: one system call serves hundreds of ids.
+let pool = randomBytes(0);
+let poolOffset = 0;
+
 export function newId(kind: string, now = Date.now()): string {
   const time = now.toString(36).padStart(9, '0');
-  const bytes = randomBytes(10);
+  if (poolOffset + 10 > pool.length) { pool = randomBytes(4096); poolOffset = 0; }
   let random = '';
-  for (const byte of bytes) random += alphabet[byte % 36];
+  for (let i = 0; i < 10; i++) random += alphabet[pool[poolOffset++]! % 36];
   return `${kind}_${time}${random}`;
 }
 

@@ -77,6 +77,7 @@ async function main(): Promise<void> {
         '',
         'Demo ready:',
         `  demo page      ${base}/demo/${demo.inboxId}`,
+        `  agent console  ${base}/agent`,
         `  agent token    ${demo.agentToken}`,
         `  agent socket   ${base.replace(/^http/, 'ws')}/api/v1/agent/ws?token=<agent token>`,
         `  account        ${demo.accountId} (API key in ${join(dataDir, 'demo.json')})`,

@@ -3,7 +3,7 @@ import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { z } from 'zod';
 import { inboundMessageSchema } from './schema/message.ts';
 
-export const queueNames = ['inbound', 'routing', 'outbound', 'webhooks'] as const;
+export const queueNames = ['inbound', 'outbound', 'webhooks'] as const;
 export type QueueName = (typeof queueNames)[number];
 
 export const inboundJobSchema = z.object({
@@ -15,9 +15,6 @@ export const inboundJobSchema = z.object({
   message: inboundMessageSchema,
 });
 export type InboundJob = z.infer<typeof inboundJobSchema>;
-
-export const routingJobSchema = z.object({ accountId: z.string(), conversationId: z.string() });
-export type RoutingJob = z.infer<typeof routingJobSchema>;
 
 export const outboundJobSchema = z.object({ accountId: z.string(), messageId: z.string() });
 export type OutboundJob = z.infer<typeof outboundJobSchema>;
@@ -36,7 +33,6 @@ const keepFailed = { age: 7 * 24 * 3600, count: 10_000 };
 
 export const jobOptions: Record<QueueName, JobsOptions> = {
   inbound: { attempts: 10, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: true, removeOnFail: keepFailed },
-  routing: { attempts: 10, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: true, removeOnFail: keepFailed },
   outbound: { attempts: 8, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: true, removeOnFail: keepFailed },
   // ~26 h of retries: 10 s doubling, capped at an hour (see webhookBackoff).
   webhooks: { attempts: 34, backoff: { type: 'webhook' }, removeOnComplete: true, removeOnFail: keepFailed },

@@ -79,7 +79,7 @@ describe('operations endpoints', () => {
     expect(text).toContain('# TYPE gateway_http_requests_total counter');
     expect(text).toMatch(/^gateway_http_requests_total\{[^}]*\} \d+/m);
     expect(text).toContain('# TYPE gateway_queue_jobs gauge');
-    for (const queue of ['inbound', 'routing', 'outbound', 'webhooks']) {
+    for (const queue of ['inbound', 'outbound', 'webhooks']) {
       expect(text).toMatch(new RegExp(`^gateway_queue_jobs\\{[^}]*queue="${queue}"[^}]*\\} \\d+`, 'm'));
     }
   });

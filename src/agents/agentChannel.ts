@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { ConversationActions } from '../conversations/conversationActions.ts';
 import type { ConversationStore } from '../conversations/conversationStore.ts';
 import { HttpError } from '../http/errors.ts';
-import { sendJson, type LiveEntry, type LiveFeed } from '../live/liveFeed.ts';
+import { eventTypeOf, sendJson, type LiveEntry, type LiveFeed } from '../live/liveFeed.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { agentStatusSchema, type AgentDirectory, type AgentRecord } from '../tenancy/agents.ts';
@@ -90,24 +90,27 @@ export class AgentChannel {
 
   /** Live entries for an agent: events about their conversations (with history on assignment), typing. */
   async pushToAgent(entry: LiveEntry, sockets: Set<WebSocket>): Promise<void> {
-    let frame: Record<string, unknown> | undefined;
+    let text: string | undefined;
     if (entry.event) {
-      const event = JSON.parse(entry.event) as { type: string; subject?: string; data: { receivedAt?: string } };
-      frame = { type: 'event', event };
-      if (event.type === 'message.received' && event.data.receivedAt) {
-        this.deps.metrics.pipelineLatency.observe((Date.now() - Date.parse(event.data.receivedAt)) / 1000);
+      const type = eventTypeOf(entry.event);
+      if (type === 'message.received') {
+        const receivedAt = /"receivedAt":"([^"]+)"/.exec(entry.event)?.[1];
+        if (receivedAt) this.deps.metrics.pipelineLatency.observe((Date.now() - Date.parse(receivedAt)) / 1000);
       }
-      if (eventsWithHistory.has(event.type) && event.subject) {
-        const history = await this.deps.conversations.messages(event.subject, { before: Number.MAX_SAFE_INTEGER, limit: 50 });
-        frame.messages = history.items.reverse();
+      if (eventsWithHistory.has(type)) {
+        const event = JSON.parse(entry.event) as { subject?: string };
+        const history = event.subject ? await this.deps.conversations.messages(event.subject, { before: Number.MAX_SAFE_INTEGER, limit: 50 }) : { items: [] };
+        text = JSON.stringify({ type: 'event', event, messages: history.items.reverse() });
+      } else {
+        // Most events pass through as they are: no parse and re-serialize per socket push.
+        text = `{"type":"event","event":${entry.event}}`;
       }
     } else if (entry.signal) {
       const signal = JSON.parse(entry.signal) as { type: string; from?: string };
       if (signal.from === 'agent') return;
-      frame = signal;
+      text = entry.signal;
     }
-    if (!frame) return;
-    const text = JSON.stringify(frame);
+    if (!text) return;
     for (const socket of sockets) sendJson(socket, text);
   }
 }

@@ -26,7 +26,7 @@ export interface WebhookRecord extends WebhookView, AccountRecord { sealedSecret
 export class WebhookSubscriptions {
   readonly records: RecordStore<WebhookRecord>;
 
-  constructor(redis: Redis, keyspace: Keyspace, private readonly secretBox: SecretBox) {
+  constructor(private readonly redis: Redis, private readonly keyspace: Keyspace, private readonly secretBox: SecretBox) {
     this.records = new RecordStore<WebhookRecord>(redis, keyspace, 'webhook');
   }
 
@@ -38,15 +38,27 @@ export class WebhookSubscriptions {
       disabledReason: null, sealedSecret: this.secretBox.seal(secret), createdAt: now, updatedAt: now,
     };
     await this.records.put(record);
+    await this.markAccount(accountId);
     return { record, secret };
   }
 
   async save(record: WebhookRecord): Promise<WebhookRecord> {
-    return this.records.put({ ...record, updatedAt: new Date().toISOString() });
+    const saved = await this.records.put({ ...record, updatedAt: new Date().toISOString() });
+    await this.markAccount(record.accountId);
+    return saved;
   }
 
   async remove(accountId: string, id: string): Promise<boolean> {
-    return this.records.delete(accountId, id);
+    const removed = await this.records.delete(accountId, id);
+    await this.markAccount(accountId);
+    return removed;
+  }
+
+  /** The event scripts feed webhooks only for accounts in this set: no subscriptions, no feed work. */
+  private async markAccount(accountId: string): Promise<void> {
+    const anyEnabled = (await this.records.listAll(accountId)).some((s) => s.enabled);
+    if (anyEnabled) await this.redis.sadd(this.keyspace.webhookAccounts, accountId);
+    else await this.redis.srem(this.keyspace.webhookAccounts, accountId);
   }
 
   secretOf(record: WebhookRecord): string {

@@ -1,18 +1,19 @@
-// Consumes `inbound`: stores each message once (script ingestInbound), then sends new or
-// recovered conversations to routing. Safe to run any number of times for one job.
-import type { Job, Queue } from 'bullmq';
+// Consumes `inbound`: stores each message once (script ingestInbound), then routes a new (or, on a
+// retry after a crash, a still unassigned) conversation. Safe to run any number of times for one job.
+import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { runScript } from '../commands/index.ts';
 import { keyDigest, newId } from '../ids.ts';
 import type { Keyspace } from '../redis/keys.ts';
-import { inboundJobSchema, jobOptions, type RoutingJob } from '../queues.ts';
+import { inboundJobSchema } from '../queues.ts';
+import { assignConversation } from '../routing/assignConversation.ts';
 
 export interface IngestResult {
   messageId: string; contactId: string; conversationId: string; duplicate: boolean; assigneeId: string;
 }
 
 export function createIngestProcessor(deps: {
-  redis: Redis; keys: Keyspace; routingQueue: Queue; retentionSeconds: number;
+  redis: Redis; keys: Keyspace; retentionSeconds: number;
 }) {
   const { redis, keys } = deps;
   return async function processInbound(job: Job): Promise<IngestResult> {
@@ -37,10 +38,10 @@ export function createIngestProcessor(deps: {
       messageId: r[0], contactId: r[1], conversationId: r[2], duplicate: r[3] === 1, assigneeId: r[4],
     };
     const conversationCreated = r[6] === 1;
-    // A retry after a crash re-sends routing too: assignConversation ignores what is already done.
+    // Routed in the same job (no extra queue hop for a first message). A retry after a crash routes
+    // again: assignConversation ignores what is already done.
     if (!result.assigneeId && (conversationCreated || result.duplicate)) {
-      const routing: RoutingJob = { accountId: m.accountId, conversationId: result.conversationId };
-      await deps.routingQueue.add('route', routing, { ...jobOptions.routing, jobId: `route-${result.conversationId}` });
+      await assignConversation(redis, keys, m.accountId, result.conversationId);
     }
     return result;
   };

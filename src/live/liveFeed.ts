@@ -102,6 +102,14 @@ export class LiveFeed {
   }
 }
 
+/**
+ * The envelope's type without parsing the whole event: the scripts write `type` before `data`, and the
+ * fields before it (specversion, id, source) are gateway ids that never hold a quote.
+ */
+export function eventTypeOf(envelope: string): string {
+  return /"type":"([a-z_.]+)"/.exec(envelope)?.[1] ?? '';
+}
+
 export function sendJson(socket: WebSocket, value: unknown): void {
   if (socket.readyState === 1) socket.send(typeof value === 'string' ? value : JSON.stringify(value));
 }

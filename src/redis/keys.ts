@@ -26,6 +26,7 @@ export function keyspace(prefix: string) {
     waitingConversations: (accountId: string) => k('acc', accountId, 'waiting'),
     accountEvents: (accountId: string) => k('acc', accountId, 'events'),
     events: k('events'),
+    webhookAccounts: k('webhookaccounts'),
     live: k('live'),
     workerHeartbeats: k('workers'),
     bootstrap: (name: string) => k('bootstrap', name),

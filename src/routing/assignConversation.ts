@@ -1,10 +1,8 @@
 // The routing seam: today the least busy online agent with room, or the account's waiting queue.
 // The routing core (teams, rules, strategies) replaces what happens behind assignConversation.
-import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { runScript } from '../commands/index.ts';
 import type { Keyspace } from '../redis/keys.ts';
-import { routingJobSchema } from '../queues.ts';
 
 export type AssignmentOutcome = { state: 'assigned'; agentId: string } | { state: 'waiting' | 'queued' | 'closed' | 'missing' };
 
@@ -15,11 +13,4 @@ export async function assignConversation(redis: Redis, keys: Keyspace, accountId
     keys.conversation(conversationId), keys.onlineAgents(accountId), keys.waitingConversations(accountId),
   ], [keys.prefix, now.toISOString(), now.getTime()])) as string[];
   return r[0] === 'assigned' ? { state: 'assigned', agentId: r[1]! } : { state: r[0] as 'waiting' };
-}
-
-export function createRoutingProcessor(deps: { redis: Redis; keys: Keyspace }) {
-  return async function processRouting(job: Job): Promise<AssignmentOutcome> {
-    const data = routingJobSchema.parse(job.data);
-    return assignConversation(deps.redis, deps.keys, data.accountId, data.conversationId);
-  };
 }

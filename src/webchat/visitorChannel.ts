@@ -15,7 +15,7 @@ import type { ApiRegistry } from '../http/apiRoutes.ts';
 import { keyDigest } from '../ids.ts';
 import type { InboxDirectory, InboxRecord } from '../inboxes/inboxDirectory.ts';
 import type { InboundAcceptor } from '../ingest/acceptInbound.ts';
-import { sendJson, type LiveEntry, type LiveFeed } from '../live/liveFeed.ts';
+import { eventTypeOf, sendJson, type LiveEntry, type LiveFeed } from '../live/liveFeed.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Redis } from 'ioredis';
@@ -220,8 +220,9 @@ export class VisitorChannel {
   pushToVisitor(entry: LiveEntry, sockets: Set<WebSocket>): void {
     let frame: unknown;
     if (entry.event) {
-      const event = JSON.parse(entry.event) as { type: string; data: NormalizedMessage };
-      if (event.type !== 'message.received' && event.type !== 'message.sent') return;
+      const type = eventTypeOf(entry.event);
+      if (type !== 'message.received' && type !== 'message.sent') return;
+      const event = JSON.parse(entry.event) as { data: NormalizedMessage };
       frame = { type: 'message', message: renderForVisitor(event.data) };
     } else if (entry.signal) {
       const signal = JSON.parse(entry.signal) as { type: string; from?: string; on?: boolean };

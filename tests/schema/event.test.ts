@@ -108,7 +108,7 @@ describe('events: CloudEvents envelopes with stable ids, one per change', () => 
 
     // Repeat every change: redelivered ingest job, routing job, status receipt, resolve, presence. Nothing new appears.
     const { redis, keys } = t.gateway;
-    const processInbound = createIngestProcessor({ redis, keys, routingQueue: t.gateway.queues.routing, retentionSeconds: 3600 });
+    const processInbound = createIngestProcessor({ redis, keys, retentionSeconds: 3600 });
     await processInbound({ data: {
       messageId: firstMessage.messageId, seq: firstMessage.seq, receivedAt: new Date().toISOString(), contactName: 'Vic', visitorHint: '',
       message: visitorMessage(tenant, visitorId, `${visitorId}/1`, 'I need help'),
@@ -124,8 +124,6 @@ describe('events: CloudEvents envelopes with stable ids, one per change', () => 
     // The re-accepted duplicate goes through the real worker too: wait for the inbound queue to drain.
     await waitFor(() => t.gateway.queues.inbound.getJobCounts('waiting', 'active', 'delayed'),
       (counts) => counts.waiting + counts.active + counts.delayed === 0, 'the inbound queue to drain');
-    await waitFor(() => t.gateway.queues.routing.getJobCounts('waiting', 'active', 'delayed'),
-      (counts) => counts.waiting + counts.active + counts.delayed === 0, 'the routing queue to drain');
     const after = await streamEvents(t, tenant.accountId);
     expect(after.map((e) => e.id)).toEqual(before.map((e) => e.id));
 
