@@ -64,7 +64,11 @@ export async function createGateway(options: GatewayOptions) {
   redis.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
   const keys = keyspace(settings.redisPrefix);
   const metrics = createMetrics();
-  const queues = createQueues(redis, settings.redisPrefix);
+  // Producers (queue adds, the acceptor's INCR) share a connection that sends each tick's commands in
+  // one write; blocking consumers never use it.
+  const producerRedis: Redis = createRedis(options.redisUrl, `gateway-${role}-producer`, { autoPipelining: true });
+  producerRedis.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
+  const queues = createQueues(producerRedis, settings.redisPrefix);
   metrics.trackQueues(queues);
   const secretBox = createSecretBox(options.secretKey);
   const publicUrl = (settings.publicUrl ?? `http://localhost:${settings.port}`).replace(/\/$/, '');
@@ -75,7 +79,7 @@ export async function createGateway(options: GatewayOptions) {
   const conversations = new ConversationStore(redis, keys);
   const actions = new ConversationActions(redis, keys, conversations, queues.outbound);
   const webhooks = new WebhookSubscriptions(redis, keys, secretBox);
-  const acceptor = new InboundAcceptor(redis, keys, queues.inbound);
+  const acceptor = new InboundAcceptor(producerRedis, keys, queues.inbound);
   const services: ApiServices = {
     redis, keys, queues, accounts, agents, inboxes, conversations, actions, webhooks,
     teams: new RecordStore<TeamRecord>(redis, keys, 'team'),
@@ -206,6 +210,7 @@ export async function createGateway(options: GatewayOptions) {
       stoppers.length = 0;
       await closeQueues(queues);
       await redis.quit().catch(() => redis.disconnect());
+      await producerRedis.quit().catch(() => producerRedis.disconnect());
       log.info('gateway stopped');
     },
   };

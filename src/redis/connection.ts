@@ -1,8 +1,9 @@
 // Redis connections: BullMQ needs maxRetriesPerRequest null; everything else shares the same options.
 import { Redis } from 'ioredis';
 
-export function createRedis(url: string, name = 'gateway'): Redis {
+export function createRedis(url: string, name = 'gateway', options: { autoPipelining?: boolean } = {}): Redis {
   return new Redis(url, {
+    enableAutoPipelining: options.autoPipelining ?? false,
     maxRetriesPerRequest: null,
     enableReadyCheck: true,
     connectionName: name,
