@@ -72,10 +72,13 @@ export class LiveFeed {
       try {
         const batch = (await this.reader!.xread('COUNT', 500, 'BLOCK', 2000, 'STREAMS', this.keys.live, lastId)) as [string, [string, string[]][]][] | null;
         if (!batch) continue;
+        // The sockets a batch writes to stay corked until the batch is dispatched: many frames, one write.
+        const corked = new Set<WebSocket>();
         for (const [id, fields] of batch[0]![1]) {
           lastId = id;
-          this.dispatch(fields);
+          this.dispatch(fields, corked);
         }
+        for (const socket of corked) underlyingSocket(socket)?.uncork();
       } catch (error) {
         if (!this.running) break;
         this.log.warn({ err: (error as Error).message }, 'live feed read failed; retrying');
@@ -84,7 +87,7 @@ export class LiveFeed {
     }
   }
 
-  private dispatch(fields: string[]): void {
+  private dispatch(fields: string[], corked: Set<WebSocket>): void {
     const entry: LiveEntry = { agentId: '', visitorKey: '' };
     for (let i = 0; i < fields.length; i += 2) {
       const name = fields[i];
@@ -97,6 +100,9 @@ export class LiveFeed {
     const agentSockets = this.agents.get(entry.agentId);
     const visitorSockets = this.visitors.get(entry.visitorKey);
     const guard = (p: void | Promise<void>) => { if (p) p.catch((error) => this.log.warn({ err: (error as Error).message }, 'live push failed')); };
+    for (const socket of [...(agentSockets ?? []), ...(visitorSockets ?? [])]) {
+      if (!corked.has(socket)) { underlyingSocket(socket)?.cork(); corked.add(socket); }
+    }
     if (agentSockets) guard(this.onAgentEntry(entry, agentSockets));
     if (visitorSockets) guard(this.onVisitorEntry(entry, visitorSockets));
   }
@@ -108,6 +114,11 @@ export class LiveFeed {
  */
 export function eventTypeOf(envelope: string): string {
   return /"type":"([a-z_.]+)"/.exec(envelope)?.[1] ?? '';
+}
+
+/** The TCP socket under a WebSocket (ws keeps it as `_socket`), for corking writes. */
+function underlyingSocket(socket: WebSocket): { cork(): void; uncork(): void } | undefined {
+  return (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
 }
 
 export function sendJson(socket: WebSocket, value: unknown): void {
