@@ -41,4 +41,32 @@ describe('web chat through the whole pipeline', () => {
     agent.close();
     visitor.close();
   });
+
+  it('tells both agents of a transfer, the new one with the history', async () => {
+    const first = await TestSocket.open(wsUrl(t.url, '/api/v1/agent/ws'), { headers: { authorization: `Bearer ${tenant.agentToken}` } });
+    await first.next((f) => f.type === 'hello');
+    const bob = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/agents`, { key: tenant.apiKey, body: { name: 'Bob', capacity: 3 } });
+    const second = await TestSocket.open(wsUrl(t.url, '/api/v1/agent/ws'), { headers: { authorization: `Bearer ${bob.body.token}` } });
+    await second.next((f) => f.type === 'hello');
+    const visitor = await TestSocket.open(wsUrl(t.url, `/webchat/${tenant.inboxId}/ws`));
+    visitor.send({ type: 'hello' });
+    await visitor.next((f) => f.type === 'welcome');
+    visitor.send({ type: 'message', clientMessageId: 'c1', text: 'Billing question' });
+    const assigned = await first.next((f) => f.type === 'event' && f.event.type === 'conversation.assigned');
+    const conversationId = assigned.event.subject;
+    // Bob comes online only now, so the new conversation went to Ann first.
+    await t.api('PUT', `/api/v1/accounts/${tenant.accountId}/agents/${bob.body.agent.id}/status`, { key: tenant.apiKey, body: { status: 'online' } });
+    const moved = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/conversations/${conversationId}/transfer`, {
+      key: tenant.apiKey, body: { agentId: bob.body.agent.id, note: 'billing' },
+    });
+    expect(moved.status).toBe(200);
+    const toBob = await second.next((f) => f.type === 'event' && f.event.type === 'conversation.transferred');
+    expect(toBob.event.data.note).toBe('billing');
+    expect(toBob.messages.map((m: any) => m.content.text)).toContain('Billing question');
+    const toAnn = await first.next((f) => f.type === 'event' && f.event.type === 'conversation.transferred');
+    expect(toAnn.event.data).toMatchObject({ assigneeId: bob.body.agent.id, previousAssigneeId: tenant.agentId });
+    first.close();
+    second.close();
+    visitor.close();
+  });
 });

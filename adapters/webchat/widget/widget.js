@@ -21,7 +21,8 @@
   var cfg = { userId: ds.userId, userHash: ds.userHash, name: ds.name, title: ds.title || 'Chat with us', color: ds.color || '#2563eb' };
 
   // localStorage gw-chat:<inboxId> = {visitorId, visitorToken, lastSeq}; shown messages also go to
-  // sessionStorage so a reload still shows them (hello.after skips them).
+  // sessionStorage so a reload still shows them (hello.after skips them). A new tab has no such
+  // copy, so hello.after is the highest seq shown in this page, not lastSeq (seen in any tab).
   var KEY = 'gw-chat:' + inboxId, HKEY = KEY + ':hist';
   function readJson(store, k) { try { var o = JSON.parse(store.getItem(k)); return o && typeof o === 'object' ? o : null; } catch (e) { return null; } }
   function write(store, k, v) { try { store.setItem(k, JSON.stringify(v)); } catch (e) { /* storage unavailable */ } }
@@ -85,7 +86,7 @@
 
   // ---- messages ----
   var pending = []; // own messages not yet echoed: {cid, text, el, accepted, sock, posting}
-  var seenSeq = {}, seenId = {}, listeners = [], unread = 0, typingTimer;
+  var seenSeq = {}, seenId = {}, listeners = [], unread = 0, typingTimer, shownSeq = 0;
 
   function bubble(dir, text, status) {
     return el('div', 'msg', { tid: 'message', 'data-direction': dir, 'data-status': status }, text);
@@ -125,6 +126,7 @@
     list.insertBefore(b, k);
     scrollDown();
     if (seq > st.lastSeq) { st.lastSeq = seq; save(); }
+    if (seq > shownSeq) shownSeq = seq;
     hist.push({ id: m.id, seq: seq, direction: dir, externalId: m.externalId, content: { type: (m.content || {}).type, text: textOf(m) }, sentAt: m.sentAt });
     write(sessionStorage, HKEY, { v: st.visitorId, m: hist.slice(-100) });
     if (quiet) return;
@@ -139,10 +141,11 @@
     }
     if (w.visitorToken) st.visitorToken = w.visitorToken;
     save();
-    (Array.isArray(w.messages) ? w.messages : []).forEach(function (m) { onMsg(m); });
+    var seenElsewhere = st.lastSeq; // already seen in another tab: show, but not as unread
+    (Array.isArray(w.messages) ? w.messages : []).forEach(function (m) { onMsg(m, +m.seq > 0 && +m.seq <= seenElsewhere); });
   }
   function helloFields() {
-    var h = { after: st.lastSeq };
+    var h = { after: shownSeq };
     if (st.visitorId) { h.visitorId = st.visitorId; h.visitorToken = st.visitorToken; }
     if (cfg.userId) { h.userId = cfg.userId; h.userHash = cfg.userHash; }
     if (cfg.name) h.name = cfg.name;
@@ -279,7 +282,7 @@
   function poll() {
     clearTimeout(pollTimer);
     if (mode !== 'rest' || fatal) return;
-    var q = '?visitorId=' + encodeURIComponent(st.visitorId || '') + '&visitorToken=' + encodeURIComponent(st.visitorToken || '') + '&after=' + st.lastSeq;
+    var q = '?visitorId=' + encodeURIComponent(st.visitorId || '') + '&visitorToken=' + encodeURIComponent(st.visitorToken || '') + '&after=' + shownSeq;
     (restReady
       ? req('GET', '/messages' + q).then(function (r) { if (mode === 'rest' && Array.isArray(r.messages)) r.messages.forEach(function (m) { onMsg(m); }); })
       : req('POST', '/session', helloFields()).then(function (w) { if (mode === 'rest') { welcome(w); restReady = true; setErr(''); } })

@@ -27,9 +27,10 @@ local function assignTo(prefix, convKey, agentId, onlineKey, waitingKey, nowIso,
   end
   if note and note ~= '' then data = data .. ',"note":' .. cjson.encode(note) end
   data = data .. '}'
-  emitEvent(prefix, accountId, 'evt_' .. convId .. '_a' .. n, eventType,
+  local envelope = emitEvent(prefix, accountId, 'evt_' .. convId .. '_a' .. n, eventType,
     conversationSource(accountId, redis.call('HGET', convKey, 'inboxId')), convId, nowIso, data,
     agentId, redis.call('HGET', convKey, 'visitorHint') or '')
+  if previousAgentId and previousAgentId ~= '' then tellAgent(prefix, envelope, previousAgentId) end
   return convId
 end
 

@@ -11,6 +11,12 @@ local function emitEvent(prefix, accountId, eventId, eventType, source, subject,
     redis.call('XADD', prefix .. ':events', '*', 'e', envelope, 'acc', accountId)
   end
   redis.call('XADD', prefix .. ':live', 'MAXLEN', '~', 20000, '*', 'e', envelope, 'a', agentHint or '', 'v', visitorHint or '')
+  return envelope
+end
+
+-- tellAgent: the same event on the live feed for one more agent (e.g. the one a transfer took it from).
+local function tellAgent(prefix, envelope, agentId)
+  redis.call('XADD', prefix .. ':live', 'MAXLEN', '~', 20000, '*', 'e', envelope, 'a', agentId, 'v', '')
 end
 
 local function conversationSource(accountId, inboxId)
