@@ -1,8 +1,9 @@
 // `npm run bench`: N web chat messages through the whole pipeline (visitor socket → queue → ingest →
 // routing → live feed → agent socket) beside a floor measured in the same run on the same Redis: a bare
 // BullMQ add + no-op process of the same job. Goals: throughput ≥ 50% of the floor; p99 visitor→agent
-// ≤ 50 ms at 200 msg/s. Env: BENCH_N (5000), BENCH_RATE (200), BENCH_SECONDS (10), REDIS_URL (else an
-// embedded redis-server with AOF as in production), BENCH_JSON=1 to print the result as JSON too.
+// ≤ 50 ms at 200 msg/s. Env: BENCH_N (5000), BENCH_ROUNDS (3: floor and gateway take turns; the median
+// round is the verdict), BENCH_RATE (200), BENCH_SECONDS (10), REDIS_URL (else an embedded redis-server
+// with AOF as in production), BENCH_JSON=1 to print the result as JSON too.
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -73,12 +74,12 @@ const row = (name: string, s: LatencySummary, note = '') =>
 const load = (p: PhaseLoad | undefined, clientCore: number) =>
   p ? `gateway ${pct(p.gatewayCore)}, redis ${pct(p.redisCore)}, clients ${pct(clientCore)}; gateway loop delay p99 ${num(p.loopDelayP99Ms)} ms, max ${num(p.loopDelayMaxMs)} ms` : '—';
 
-function report(config: { n: number; rate: number; seconds: number; concurrency: number; redis: string }, floor: FloorResult,
+function report(config: { n: number; rate: number; seconds: number; concurrency: number; rounds: number; redis: string }, floor: FloorResult,
   throughput: ThroughputResult, latency: LatencyResult, phases: Record<string, PhaseLoad>) {
   const ratio = throughput.messagesPerSecond / floor.jobsPerSecond;
   const complete = throughput.received === throughput.sent && latency.received === latency.sent;
   const lines = [
-    `gateway benchmark: N=${config.n}, latency at ${config.rate} msg/s for ${config.seconds} s, worker concurrency ${config.concurrency}, ${config.redis}`,
+    `gateway benchmark: N=${config.n}, ${config.rounds} rounds (throughput: the median round), latency at ${config.rate} msg/s for ${config.seconds} s, worker concurrency ${config.concurrency}, ${config.redis}`,
     '',
     `  ${'throughput'.padEnd(34)}${'value'.padStart(7)}${''.padEnd(8)}${'goal'.padEnd(8)}result`,
     `  ${'floor: BullMQ add + no-op process'.padEnd(34)}${floor.jobsPerSecond.toFixed(0).padStart(7)} jobs/s`,
@@ -128,6 +129,7 @@ async function main() {
   const n = Math.round(numberEnv('BENCH_N', 5000));
   const rate = numberEnv('BENCH_RATE', 200);
   const seconds = numberEnv('BENCH_SECONDS', 10);
+  const roundCount = Math.round(numberEnv('BENCH_ROUNDS', 3));
   const visitors = Math.ceil(warmupMessages / perVisitorBurst) + Math.ceil(n / perVisitorBurst) + Math.ceil(rate);
   if (visitors > agentCapacityLimit) {
     throw new Error(`BENCH_N=${n} and BENCH_RATE=${rate} need ${visitors} conversations at once; one agent takes at most ${agentCapacityLimit}`);
@@ -153,26 +155,45 @@ async function main() {
   }
   const gatewayUnderTest = { stop: async () => {} };
   try {
-    const floor = await measureFloor({
-      redisUrl, prefix: floorPrefix, count: n, warmup: Math.min(500, n), concurrency: settings.workerConcurrency, jobLockMs: settings.jobLockMs,
-    });
-    const g = await startGatewayUnderTest(redisUrl, gatewayPrefix);
-    gatewayUnderTest.stop = () => g.gateway.stop();
-    const tenant = await createBenchTenant(g, visitors + 10);
-    const result = await runClients({
-      url: g.url, inboxId: tenant.inboxId, agentToken: tenant.agentToken, messages: n, perVisitorBurst, warmupMessages, rate, seconds,
-    }, () => new CpuMeter(observer));
-    if (result.warmupReceived < warmupMessages) console.warn(`warning: only ${result.warmupReceived}/${warmupMessages} warm-up messages reached the agent`);
+    // The floor and the gateway take turns, round after round, and the verdict is the median round:
+    // on a shared machine one pair of runs minutes apart says more about the neighbours than the code.
+    const rounds: { floor: FloorResult; result: Awaited<ReturnType<typeof runClients>> }[] = [];
+    let g: Awaited<ReturnType<typeof startGatewayUnderTest>> | undefined;
+    for (let round = 0; round < roundCount; round++) {
+      const last = round === roundCount - 1;
+      const floor = await measureFloor({
+        redisUrl, prefix: `${floorPrefix}-${round}`, count: n, warmup: Math.min(500, n), concurrency: settings.workerConcurrency, jobLockMs: settings.jobLockMs,
+      });
+      if (!g) {
+        g = await startGatewayUnderTest(redisUrl, gatewayPrefix);
+        const started = g;
+        gatewayUnderTest.stop = () => started.gateway.stop();
+      }
+      // A tenant per round: each round's conversations get a fresh agent with room for all of them.
+      const tenant = await createBenchTenant(g, visitors + 10);
+      const result = await runClients({
+        url: g.url, inboxId: tenant.inboxId, agentToken: tenant.agentToken, messages: n, perVisitorBurst, warmupMessages,
+        // Only the last round measures latency at full length; the others keep it short.
+        rate, seconds: last ? seconds : Math.min(seconds, 1),
+      }, () => new CpuMeter(observer));
+      if (result.warmupReceived < warmupMessages) console.warn(`warning: only ${result.warmupReceived}/${warmupMessages} warm-up messages reached the agent`);
+      rounds.push({ floor, result });
+      console.log(`  round ${round + 1}/${roundCount}: floor ${floor.jobsPerSecond.toFixed(0)} jobs/s, gateway ${result.throughput.messagesPerSecond.toFixed(0)} msg/s, ratio ${(100 * result.throughput.messagesPerSecond / floor.jobsPerSecond).toFixed(1)} %`);
+    }
+    const byRatio = [...rounds].sort((a, b) => a.result.throughput.messagesPerSecond / a.floor.jobsPerSecond - b.result.throughput.messagesPerSecond / b.floor.jobsPerSecond);
+    const median = byRatio[Math.floor(byRatio.length / 2)]!;
+    const latest = rounds[rounds.length - 1]!;
+    console.log('');
     const summary = report({
-      n, rate, seconds, concurrency: settings.workerConcurrency,
+      n, rate, seconds, concurrency: settings.workerConcurrency, rounds: roundCount,
       redis: embedded ? 'embedded redis-server (AOF everysec)' : `REDIS_URL`,
-    }, floor, result.throughput, result.latency, result.phases);
+    }, median.floor, median.result.throughput, latest.result.latency, { ...latest.result.phases, throughput: median.result.phases.throughput! });
     const stalls = await redisStalls(observer);
     console.log(`  redis:      ${stalls.aofRewrites} AOF rewrites, ${stalls.forks} forks (latest ${stalls.latestForkMs.toFixed(1)} ms)` +
       (embedded ? `; stalls over 10 ms: ${stalls.events.map((e) => `${e.event} max ${e.maxMs} ms`).join(', ') || 'none'}` : '') +
       (embedded && stalls.slowest.length ? `\n  redis slowest: ${stalls.slowest.map((c) => `${c.command} ${c.ms.toFixed(0)} ms`).join('; ')}` : ''));
     if (process.env.BENCH_JSON === '1') {
-      console.log(JSON.stringify({ n, rate, seconds, floor, throughput: result.throughput, latency: result.latency, phases: result.phases, ratio: summary.ratio }));
+      console.log(JSON.stringify({ n, rate, seconds, rounds: rounds.map((r) => ({ floor: r.floor, throughput: r.result.throughput })), latency: latest.result.latency, ratio: summary.ratio }));
     }
   } finally {
     await gatewayUnderTest.stop().catch(() => undefined);
@@ -181,7 +202,7 @@ async function main() {
       await embedded.stop();
       rmSync(dataDir!, { recursive: true, force: true });
     } else {
-      await deleteKeys(redisUrl, [floorPrefix, gatewayPrefix]);
+      await deleteKeys(redisUrl, [...Array.from({ length: roundCount }, (_, round) => `${floorPrefix}-${round}`), gatewayPrefix]);
     }
   }
 }
