@@ -1,11 +1,10 @@
 // The agent console page in a real browser: a visitor writes, the chat shows up, the agent answers
 // from the page and the visitor receives it; typing, status, reload and resolve work the same way.
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium } from '../support/browser.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTenant, startTestGateway, TestSocket, wsUrl, type Tenant, type TestGateway } from '../support/testGateway.ts';
 
-const chromiumArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const uiTimeout = 20_000;
 
 describe('agent console page', () => {
@@ -18,7 +17,7 @@ describe('agent console page', () => {
   beforeAll(async () => {
     t = await startTestGateway();
     tenant = await createTenant(t);
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: chromiumArgs });
+    browser = await launchChromium();
     page = await browser.newPage({ viewport: { width: 1100, height: 680 } });
     page.setDefaultTimeout(uiTimeout);
     page.on('pageerror', (error) => pageProblems.push(`pageerror: ${error.message}`));

@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import { inject } from 'vitest';
 import type { Role } from '../../config/settings.ts';
 import { freePort } from '../../src/redis/embeddedRedis.ts';
-import { createTenant, type Tenant, type TestGateway } from './testGateway.ts';
+import { apiClient, createTenant, type Tenant, type TestGateway } from './testGateway.ts';
 
 const projectRoot = fileURLToPath(new URL('../../', import.meta.url));
 const outputLimit = 64 * 1024;
@@ -80,20 +80,6 @@ function childEnv(deployment: Deployment, port: number, dataDir: string, extra: 
     LOG_LEVEL: 'warn',
     GATEWAY_JOB_LOCK_MS: '2000',
     ...extra,
-  };
-}
-
-function apiClient(url: string): TestGateway['api'] {
-  return async (method, path, options = {}) => {
-    const headers: Record<string, string> = { ...(options.headers ?? {}) };
-    if (options.key) headers.authorization = `Bearer ${options.key}`;
-    let body: string | undefined = options.raw;
-    if (options.body !== undefined) { body = JSON.stringify(options.body); headers['content-type'] ??= 'application/json'; }
-    const response = await fetch(`${url}${path}`, { method, headers, body });
-    const text = await response.text();
-    let parsed: unknown = text;
-    try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
-    return { status: response.status, body: parsed as never, headers: response.headers };
   };
 }
 

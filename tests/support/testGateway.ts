@@ -15,6 +15,21 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
+/** JSON over fetch against a gateway's base URL, with an optional Bearer key. */
+export function apiClient(url: string): TestGateway['api'] {
+  return async (method, path, options = {}) => {
+    const headers: Record<string, string> = { ...(options.headers ?? {}) };
+    if (options.key) headers.authorization = `Bearer ${options.key}`;
+    let body: string | undefined = options.raw;
+    if (options.body !== undefined) { body = JSON.stringify(options.body); headers['content-type'] ??= 'application/json'; }
+    const response = await fetch(`${url}${path}`, { method, headers, body });
+    const text = await response.text();
+    let parsed: unknown = text;
+    try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
+    return { status: response.status, body: parsed as never, headers: response.headers };
+  };
+}
+
 export function redisUrl(): string {
   return inject('redisUrl');
 }
@@ -28,17 +43,7 @@ export async function startTestGateway(env: Record<string, string> = {}, role: '
   const url = gateway.url;
   return {
     gateway, url, adminKey, prefix,
-    async api(method, path, options = {}) {
-      const headers: Record<string, string> = { ...(options.headers ?? {}) };
-      if (options.key) headers.authorization = `Bearer ${options.key}`;
-      let body: string | undefined = options.raw;
-      if (options.body !== undefined) { body = JSON.stringify(options.body); headers['content-type'] ??= 'application/json'; }
-      const response = await fetch(`${url}${path}`, { method, headers, body });
-      const text = await response.text();
-      let parsed: unknown = text;
-      try { parsed = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
-      return { status: response.status, body: parsed as never, headers: response.headers };
-    },
+    api: apiClient(url),
     stop: () => gateway.stop(),
   };
 }
