@@ -31,6 +31,8 @@ export interface VisitorChannelDeps {
 
 export class VisitorChannel {
   private widgetSource: string | undefined;
+  /** Per visitor socket: the messages it sent whose echo it does not need. */
+  private readonly ownMessages = new WeakMap<WebSocket, Set<string>>();
 
   constructor(private readonly deps: VisitorChannelDeps) {}
 
@@ -200,8 +202,16 @@ export class VisitorChannel {
         bucket.at = Date.now();
         if (bucket.tokens < 1) return sendJson(socket, { type: 'error', code: 'rate_limited', message: 'too many messages; slow down', clientMessageId: f.clientMessageId });
         bucket.tokens -= 1;
-        const accepted = await this.accept(inbox, visitor.visitorId, visitor.name, f.clientMessageId, f.text);
-        sendJson(socket, { type: 'accepted', clientMessageId: f.clientMessageId, messageId: accepted.messageId });
+        // This socket learns its message's id and seq from `accepted`: the stored echo goes to the visitor's other sockets only.
+        const externalId = `${visitor.visitorId}/${f.clientMessageId}`;
+        const own = this.ownMessages.get(socket) ?? new Set<string>();
+        if (own.size > 1000) own.clear();
+        this.ownMessages.set(socket, own.add(externalId));
+        const accepted = await this.accept(inbox, visitor.visitorId, visitor.name, f.clientMessageId, f.text).catch((error: unknown) => {
+          own.delete(externalId);
+          throw error;
+        });
+        sendJson(socket, { type: 'accepted', clientMessageId: f.clientMessageId, messageId: accepted.messageId, seq: accepted.seq });
       })().catch((error) => {
         this.deps.log.error({ err: error, inboxId }, 'visitor frame failed');
         sendJson(socket, { type: 'error', code: 'internal', message: 'the message could not be accepted; retry' });
@@ -219,9 +229,16 @@ export class VisitorChannel {
   /** Live entries for visitor sockets: their conversation's messages, and the agent typing. */
   pushToVisitor(entry: LiveEntry, sockets: Set<WebSocket>): void {
     let frame: unknown;
+    let targets: Iterable<WebSocket> = sockets;
     if (entry.event) {
       const type = eventTypeOf(entry.event);
       if (type !== 'message.received' && type !== 'message.sent') return;
+      if (type === 'message.received') {
+        // The socket that sent it was told at `accepted`; only the visitor's other sockets need the echo.
+        const externalId = /"externalId":"([^"]+)"/.exec(entry.event)?.[1] ?? '';
+        targets = [...sockets].filter((socket) => !this.ownMessages.get(socket)?.delete(externalId));
+        if (!(targets as WebSocket[]).length) return;
+      }
       const event = JSON.parse(entry.event) as { data: NormalizedMessage };
       frame = { type: 'message', message: renderForVisitor(event.data) };
     } else if (entry.signal) {
@@ -231,7 +248,7 @@ export class VisitorChannel {
     }
     if (!frame) return;
     const text = JSON.stringify(frame);
-    for (const socket of sockets) sendJson(socket, text);
+    for (const socket of targets) sendJson(socket, text);
   }
 }
 

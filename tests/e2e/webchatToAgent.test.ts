@@ -69,4 +69,22 @@ describe('web chat through the whole pipeline', () => {
     second.close();
     visitor.close();
   });
+
+  it("gives the sending socket its message's seq at once, and the visitor's other tabs the stored echo", async () => {
+    const tabA = await TestSocket.open(wsUrl(t.url, `/webchat/${tenant.inboxId}/ws`));
+    tabA.send({ type: 'hello' });
+    const welcome = await tabA.next((f) => f.type === 'welcome');
+    const tabB = await TestSocket.open(wsUrl(t.url, `/webchat/${tenant.inboxId}/ws`));
+    tabB.send({ type: 'hello', visitorId: welcome.visitorId, visitorToken: welcome.visitorToken });
+    await tabB.next((f) => f.type === 'welcome');
+    tabA.send({ type: 'message', clientMessageId: 'tab-a-1', text: 'from tab A' });
+    const accepted = await tabA.next((f) => f.type === 'accepted' && f.clientMessageId === 'tab-a-1');
+    expect(accepted.seq).toBeGreaterThan(0);
+    const echo = await tabB.next((f) => f.type === 'message' && f.message.direction === 'inbound');
+    expect(echo.message).toMatchObject({ id: accepted.messageId, seq: accepted.seq, externalId: 'tab-a-1', content: { text: 'from tab A' } });
+    // By then the live feed has passed the same event to tab A too, which skipped it.
+    expect(tabA.frames.filter((f) => f.type === 'message')).toEqual([]);
+    tabA.close();
+    tabB.close();
+  });
 });

@@ -216,6 +216,8 @@
       } else if (f.type === 'accepted') {
         var p = findPending(f.clientMessageId);
         if (p) markAccepted(p);
+        // With its seq, `accepted` is this socket's copy of the stored message (no echo follows).
+        if (p && f.seq) onMsg({ id: f.messageId, seq: f.seq, direction: 'inbound', externalId: p.cid, content: { type: 'text', text: p.text }, sentAt: new Date().toISOString() }, true);
       } else if (f.type === 'message') onMsg(f.message);
       else if (f.type === 'typing') showTyping(!!f.on);
       else if (f.type === 'error' && f.clientMessageId) onSendError(f);
