@@ -1,5 +1,7 @@
-// The test run starts its own real redis-server (never a mock), the same way the gateway does.
-import { mkdtempSync, rmSync } from 'node:fs';
+// The test run starts its own real redis-server (never a mock), the same way the gateway does, and
+// makes sure Debian's Chromium is there for the browser tests.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -12,7 +14,23 @@ declare module 'vitest' {
 let redis: EmbeddedRedis | undefined;
 let dataDir: string | undefined;
 
+const chromiumPath = '/usr/bin/chromium';
+
+// Like redis-server: on Debian as root the test run installs it; elsewhere it says what to install.
+function ensureChromiumInstalled(): void {
+  if (existsSync(chromiumPath)) return;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot && existsSync('/usr/bin/apt-get')) {
+    console.error('chromium not found: installing Debian package chromium for the browser tests (apt-get)…');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    spawnSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: 'inherit', env });
+  }
+  if (!existsSync(chromiumPath)) throw new Error('The browser tests need Debian\'s Chromium: sudo apt-get install -y chromium');
+}
+
 export async function setup(project: TestProject) {
+  ensureChromiumInstalled();
   dataDir = mkdtempSync(join(tmpdir(), 'gateway-test-redis-'));
   redis = await startEmbeddedRedis({ dataDir });
   project.provide('redisUrl', redis.url);
