@@ -38,6 +38,7 @@ export const settingsSchema = z.object({
   wsMaxFrameBytes: positiveInt.default(64 * 1024),
   messageRetentionDays: positiveInt.default(30),
   workerConcurrency: positiveInt.max(512).default(32),
+  webhookPrivateTargets: z.enum(['deny', 'allow']).default('deny').describe('whether webhooks may go to loopback and private addresses'),
   jobLockMs: positiveInt.min(1000).default(30_000).describe('how long a job is held before a dead worker\'s job is taken over'),
   demo: z.enum(['auto', 'on', 'off']).default('auto'),
   role: roleSchema.default('all'),
@@ -62,6 +63,7 @@ const envNames: Record<string, keyof Settings> = {
   GATEWAY_MESSAGE_RETENTION_DAYS: 'messageRetentionDays',
   GATEWAY_WORKER_CONCURRENCY: 'workerConcurrency',
   GATEWAY_JOB_LOCK_MS: 'jobLockMs',
+  GATEWAY_WEBHOOK_PRIVATE_TARGETS: 'webhookPrivateTargets',
   GATEWAY_DEMO: 'demo',
   GATEWAY_ROLE: 'role',
 };

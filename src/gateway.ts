@@ -110,7 +110,7 @@ export async function createGateway(options: GatewayOptions) {
     registerInboxRoutes(registry, services);
     registerAgentRoutes(registry, services);
     registerConversationRoutes(registry, services);
-    registerWebhookRoutes(registry, services);
+    registerWebhookRoutes(registry, services, settings.webhookPrivateTargets === 'allow');
     registry.add({
       method: 'get', path: '/api/v1/agent/ws', tag: 'Agents', auth: 'agent', produces: 'WebSocket upgrade',
       summary: "An agent's live stream (token in Authorization: Bearer, or ?token=)",
@@ -159,7 +159,7 @@ export async function createGateway(options: GatewayOptions) {
     const processors: Record<QueueName, Processor> = {
       inbound: createIngestProcessor({ redis, keys, retentionSeconds: settings.messageRetentionDays * 86400 }),
       outbound: createOutboundProcessor({ redis, keys, log, conversations, inboxes, adapters }),
-      webhooks: createWebhookProcessor({ subscriptions: webhooks, log }),
+      webhooks: createWebhookProcessor({ subscriptions: webhooks, log, allowPrivateTargets: settings.webhookPrivateTargets === 'allow' }),
     };
     const workers: Worker[] = [];
     for (const [name, processor] of Object.entries(processors) as [QueueName, Processor][]) {

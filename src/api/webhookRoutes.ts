@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { webhookViewSchema } from '../events/webhookSubscriptions.ts';
 import type { ApiRegistry } from '../http/apiRoutes.ts';
 import { badRequest, notFound } from '../http/errors.ts';
+import { checkWebhookTarget, WebhookTargetError } from '../events/webhookTarget.ts';
 import { eventSchema, eventTypeSchema } from '../schema/event.ts';
 import { pageOf, pageQuery } from './pagination.ts';
 import type { ApiServices } from './services.ts';
@@ -11,7 +12,15 @@ const base = '/api/v1/accounts/:accountId';
 const webhookUrl = z.string().url().max(2000).refine((u) => /^https?:\/\//.test(u), 'an http(s) URL');
 const eventList = z.array(z.union([eventTypeSchema, z.literal('*'), z.enum(['contact.*', 'conversation.*', 'message.*', 'agent.*', 'payment.*'])])).min(1).max(50);
 
-export function registerWebhookRoutes(api: ApiRegistry, s: ApiServices): void {
+export function registerWebhookRoutes(api: ApiRegistry, s: ApiServices, allowPrivateTargets: boolean): void {
+  const checkTarget = async (url: string) => {
+    try {
+      await checkWebhookTarget(url, allowPrivateTargets, false);
+    } catch (error) {
+      if (error instanceof WebhookTargetError) throw badRequest(`url: ${error.message} (GATEWAY_WEBHOOK_PRIVATE_TARGETS=allow permits it)`);
+      throw error;
+    }
+  };
   const webhookOr404 = async (accountId: string, id: string) => (await s.webhooks.records.get(accountId, id)) ?? Promise.reject(notFound('webhook'));
 
   api.add({
@@ -20,6 +29,7 @@ export function registerWebhookRoutes(api: ApiRegistry, s: ApiServices): void {
     response: webhookViewSchema.extend({ secret: z.string().describe('whsec_…: shown once; verify webhook-signature with it') }),
     summary: 'Subscribe a CRM endpoint to events; the answer carries the signing secret',
     handler: async (_ctx, { params, body }) => {
+      await checkTarget(body.url);
       const { record, secret } = await s.webhooks.create(params.accountId!, body);
       return { ...s.webhooks.view(record), secret };
     },
@@ -42,6 +52,7 @@ export function registerWebhookRoutes(api: ApiRegistry, s: ApiServices): void {
     summary: 'Change a subscription (enabling it again clears the disabled reason)',
     handler: async (_ctx, { params, body }) => {
       const w = await webhookOr404(params.accountId!, params.webhookId!);
+      if (body.url) await checkTarget(body.url);
       const next = { ...w, ...body, disabledReason: body.enabled ? null : w.disabledReason };
       return s.webhooks.view(await s.webhooks.save(next));
     },

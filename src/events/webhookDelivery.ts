@@ -1,10 +1,11 @@
 // Delivers one event to one subscription, signed per Standard Webhooks. Non-2xx answers and
 // timeouts are retried by the queue with backoff for over 24 h; 410 Gone disables the subscription.
 import { createHmac } from 'node:crypto';
-import type { Job } from 'bullmq';
+import { UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from '../logger.ts';
 import { webhookJobSchema } from '../queues.ts';
 import type { WebhookSubscriptions } from './webhookSubscriptions.ts';
+import { checkWebhookTarget, WebhookTargetError } from './webhookTarget.ts';
 
 export function signWebhook(secret: string, id: string, timestampSeconds: number, body: string): string {
   const key = Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'base64');
@@ -13,11 +14,18 @@ export function signWebhook(secret: string, id: string, timestampSeconds: number
 
 export class WebhookGoneError extends Error {}
 
-export function createWebhookProcessor(deps: { subscriptions: WebhookSubscriptions; log: Logger; timeoutMs?: number }) {
+export function createWebhookProcessor(deps: { subscriptions: WebhookSubscriptions; log: Logger; timeoutMs?: number; allowPrivateTargets: boolean }) {
   return async function deliverWebhook(job: Job): Promise<number | string> {
     const data = webhookJobSchema.parse(job.data);
     const subscription = await deps.subscriptions.records.get(data.accountId, data.subscriptionId);
     if (!subscription || !subscription.enabled) return 'skipped';
+    // Checked at every delivery, not only at subscription: what a name resolves to can change.
+    try {
+      await checkWebhookTarget(subscription.url, deps.allowPrivateTargets);
+    } catch (error) {
+      if (error instanceof WebhookTargetError) throw new UnrecoverableError(`webhook ${subscription.id}: ${error.message}`);
+      throw error;
+    }
     const timestamp = Math.floor(Date.now() / 1000);
     let response: Response;
     try {

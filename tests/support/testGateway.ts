@@ -37,7 +37,11 @@ export function redisUrl(): string {
 export async function startTestGateway(env: Record<string, string> = {}, role: 'web' | 'worker' | 'all' = 'all'): Promise<TestGateway> {
   const prefix = env.GATEWAY_REDIS_PREFIX ?? `t${randomBytes(4).toString('hex')}`;
   const adminKey = env.GATEWAY_ADMIN_KEY ?? `admin-${randomBytes(16).toString('hex')}`;
-  const settings = loadSettings({ PORT: '0', HOST: '127.0.0.1', GATEWAY_REDIS_PREFIX: prefix, GATEWAY_ADMIN_KEY: adminKey, LOG_LEVEL: 'silent', ...env }, []);
+  // Test CRM receivers listen on loopback, which production refuses by default.
+  const settings = loadSettings({
+    PORT: '0', HOST: '127.0.0.1', GATEWAY_REDIS_PREFIX: prefix, GATEWAY_ADMIN_KEY: adminKey, LOG_LEVEL: 'silent',
+    GATEWAY_WEBHOOK_PRIVATE_TARGETS: 'allow', ...env,
+  }, []);
   const gateway = await createGateway({ settings, redisUrl: env.REDIS_URL ?? redisUrl(), secretKey: env.GATEWAY_SECRET_KEY ?? 'test-secret-key-0123456789abcdef0123', log: createLogger(settings.logLevel), role });
   await gateway.start();
   const url = gateway.url;

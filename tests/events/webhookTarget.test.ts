@@ -1,0 +1,82 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { UnrecoverableError, type Job } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWebhookProcessor } from '../../src/events/webhookDelivery.ts';
+import { createLogger } from '../../src/logger.ts';
+import { checkWebhookTarget, isPrivateAddress, WebhookTargetError } from '../../src/events/webhookTarget.ts';
+import { createTenant, startTestGateway, TestSocket, wsUrl, type Tenant, type TestGateway } from '../support/testGateway.ts';
+
+describe('webhook targets', () => {
+  it('knows private, loopback, link-local and mapped addresses', () => {
+    for (const address of ['127.0.0.1', '10.1.2.3', '172.20.0.1', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '::1', 'fd00::1', 'fe80::1', '::ffff:127.0.0.1']) {
+      expect(isPrivateAddress(address), address).toBe(true);
+    }
+    for (const address of ['93.184.216.34', '1.1.1.1', '2606:4700:4700::1111']) expect(isPrivateAddress(address), address).toBe(false);
+  });
+
+  it('refuses literal private hosts without resolving, and resolved ones at delivery', async () => {
+    await expect(checkWebhookTarget('http://127.0.0.1:6379/', false, false)).rejects.toThrow(WebhookTargetError);
+    await expect(checkWebhookTarget('http://[::1]/hook', false, false)).rejects.toThrow(WebhookTargetError);
+    await expect(checkWebhookTarget('http://localhost/hook', false, false)).rejects.toThrow(WebhookTargetError);
+    await expect(checkWebhookTarget('https://crm.example/hook', false, false)).resolves.toBeUndefined();
+    await expect(checkWebhookTarget('http://127.0.0.1/hook', true)).resolves.toBeUndefined();
+  });
+});
+
+describe('a gateway that denies private webhook targets (the default)', () => {
+  let t: TestGateway;
+  let tenant: Tenant;
+  let receiver: Server;
+  let hits = 0;
+  beforeAll(async () => {
+    t = await startTestGateway({ GATEWAY_WEBHOOK_PRIVATE_TARGETS: 'deny' });
+    tenant = await createTenant(t);
+    receiver = createServer((_req, res) => { hits++; res.end('ok'); });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  });
+  afterAll(async () => {
+    await t.stop();
+    receiver.close();
+  });
+
+  it('refuses a loopback URL with 400 and never calls a name that resolves to one', async () => {
+    const port = (receiver.address() as AddressInfo).port;
+    const refused = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/webhooks`, {
+      key: tenant.apiKey, body: { url: `http://127.0.0.1:${port}/hook`, events: ['*'] },
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.message).toContain('private');
+
+    // A name is accepted at subscription time, then checked against what it resolves to at delivery.
+    const created = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/webhooks`, {
+      key: tenant.apiKey, body: { url: `http://localtest.invalid.localhost:${port}/hook`, events: ['message.received'] },
+    });
+    expect(created.status).toBe(400);
+    const byName = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/webhooks`, {
+      key: tenant.apiKey, body: { url: `http://gateway-test.invalid:${port}/hook`, events: ['message.received'] },
+    });
+    expect(byName.status).toBe(201);
+    const visitor = await TestSocket.open(wsUrl(t.url, `/webchat/${tenant.inboxId}/ws`));
+    visitor.send({ type: 'hello' });
+    await visitor.next((f) => f.type === 'welcome');
+    visitor.send({ type: 'message', clientMessageId: 'c1', text: 'hi' });
+    await visitor.next((f) => f.type === 'accepted');
+    const queue = t.gateway.queues.webhooks;
+    // A name that does not resolve may be a passing DNS fault: the delivery waits for its retry.
+    await expect.poll(async () => (await queue.getJobCounts('delayed')).delayed, { timeout: 20_000 }).toBe(1);
+    const [retrying] = await queue.getDelayed();
+    expect(retrying!.failedReason).toContain('does not resolve');
+    expect(hits).toBe(0);
+    visitor.close();
+  });
+
+  it('fails a delivery to a private address for good (no retries), even for a subscription stored before', async () => {
+    const port = (receiver.address() as AddressInfo).port;
+    const { record } = await t.gateway.services.webhooks.create(tenant.accountId, { url: `http://127.0.0.1:${port}/old`, events: ['*'], description: '' });
+    const deliver = createWebhookProcessor({ subscriptions: t.gateway.services.webhooks, log: createLogger('silent'), allowPrivateTargets: false });
+    const job = { data: { accountId: tenant.accountId, subscriptionId: record.id, eventId: 'evt_x', event: '{}' } } as unknown as Job;
+    await expect(deliver(job)).rejects.toBeInstanceOf(UnrecoverableError);
+    expect(hits).toBe(0);
+  });
+});
