@@ -1,5 +1,5 @@
 // Gateway ids: a kind prefix, then a time-sortable part, then randomness (so lexical order = creation order).
-import { randomBytes, createHash } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 
 const alphabet = '0123456789abcdefghijklmnopqrstuvwxyz';
 
@@ -17,5 +17,5 @@ export function newId(kind: string, now = Date.now()): string {
 
 /** A short stable digest for use inside Redis keys (provider ids may contain ':' or be long). */
 export function keyDigest(value: string): string {
-  return createHash('sha256').update(value).digest('base64url').slice(0, 27);
+  return hash('sha256', value, 'base64url').slice(0, 27);
 }
