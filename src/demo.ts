@@ -19,7 +19,7 @@ export function demoPage(publicUrl: string, inboxId: string, title: string): str
 <h1>${escapeHtml(title)}</h1>
 <p>This page embeds the gateway's web chat widget with one line:</p>
 <p><code>&lt;script src="${escapeHtml(publicUrl)}/webchat/${escapeHtml(inboxId)}/widget.js" async&gt;&lt;/script&gt;</code></p>
-<p>Open the chat at the bottom right and write; an agent connected to <code>/api/v1/agent/ws</code> answers.</p>
+<p>Open the chat at the bottom right and write, then answer from the <a href="${escapeHtml(publicUrl)}/agent">agent console</a> (with the agent token <code>npm start</code> printed).</p>
 <script src="${escapeHtml(publicUrl)}/webchat/${escapeHtml(inboxId)}/widget.js" async data-title="${escapeHtml(title)}"></script>
 </body></html>`;
 }
