@@ -20,7 +20,8 @@ export interface UpgradeRoute {
 export function createHttpApp(deps: { registry: ApiRegistry; auth: Authenticator; log: Logger; metrics: Metrics; bodyLimitBytes: number }): Koa {
   const app = new Koa({ proxy: true });
   const router = new Router();
-  deps.registry.mount(router, deps.auth.middleware);
+  // Each route authenticates first, then reads its body: an unknown caller never makes us read one.
+  deps.registry.mount(router, deps.auth.middleware, bodyMiddleware(deps.bodyLimitBytes));
 
   app.use(async function measure(ctx, next) {
     const started = performance.now();
@@ -33,7 +34,6 @@ export function createHttpApp(deps: { registry: ApiRegistry; auth: Authenticator
     }
   });
   app.use(errorMiddleware(deps.log));
-  app.use(bodyMiddleware(deps.bodyLimitBytes));
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: false }));
   app.use(async function notFoundFallback(ctx) {
