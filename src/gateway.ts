@@ -19,6 +19,7 @@ import type { ApiServices, RoutingRecord, TeamRecord } from './api/services.ts';
 import { registerWebhookRoutes } from './api/webhookRoutes.ts';
 import { ConversationActions } from './conversations/conversationActions.ts';
 import { ConversationStore } from './conversations/conversationStore.ts';
+import { RetentionSweeper } from './conversations/retentionSweeper.ts';
 import { createSecretBox } from './crypto/secretBox.ts';
 import { registerDemoRoutes } from './demo.ts';
 import { createWebhookProcessor } from './events/webhookDelivery.ts';
@@ -181,6 +182,8 @@ export async function createGateway(options: GatewayOptions) {
     }
     const dispatcher = new WebhookDispatcher(redis, keys, webhooks, queues.webhooks, log);
     await dispatcher.start();
+    const sweeper = new RetentionSweeper(redis, keys, settings.messageRetentionDays * 86_400_000, log);
+    sweeper.start();
     const workerId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     const beat = () => redis.zadd(keys.workerHeartbeats, Date.now(), workerId).catch(() => undefined);
     await beat();
@@ -190,6 +193,7 @@ export async function createGateway(options: GatewayOptions) {
       // close() waits for active jobs; anything unfinished is picked up again as stalled.
       await Promise.all(workers.map((w) => w.close()));
       await dispatcher.stop();
+      await sweeper.stop();
       await redis.zrem(keys.workerHeartbeats, workerId).catch(() => undefined);
     });
   }

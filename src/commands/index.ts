@@ -14,7 +14,8 @@ export type ScriptName =
   | 'assignToAgent'
   | 'updateAgentPresence'
   | 'createOutboundMessage'
-  | 'updateMessageStatus';
+  | 'updateMessageStatus'
+  | 'purgeConversation';
 
 interface LoadedScript { lua: string; numberOfKeys: number }
 

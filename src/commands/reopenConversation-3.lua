@@ -22,6 +22,7 @@ end
 redis.call('SET', KEYS[2], f[2])
 redis.call('SET', KEYS[3], f[2])
 redis.call('HSET', KEYS[1], 'status', 'open', 'assigneeId', '', 'updatedAt', nowIso)
+redis.call('ZREM', prefix .. ':resolved', f[2])
 redis.call('HDEL', KEYS[1], 'resolvedAt', 'resolvedBy')
 local n = redis.call('HINCRBY', KEYS[1], 'reopenings', 1)
 emitEvent(prefix, f[3], 'evt_' .. f[2] .. '_o' .. n, 'conversation.reopened', conversationSource(f[3], f[4]),

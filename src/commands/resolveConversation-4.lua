@@ -5,7 +5,8 @@
 
   KEYS[1] conversation hash   KEYS[2] account's online agents   KEYS[3] account's waiting queue
   KEYS[4] the conversation's open-conversation key
-  ARGV[1] prefix   ARGV[2] now (ISO)   ARGV[3] resolved by (agent id or '')
+  ARGV[1] prefix   ARGV[2] now (ISO)   ARGV[3] resolved by (agent id or '')   ARGV[4] now (ms)
+  The conversation joins the retention index (prefix:resolved, scored by when), for purgeConversation.
 
   Returns {'resolved', drainedConversationIds...} | {'already'} | {'missing'}
 ]]
@@ -19,6 +20,7 @@ if f[1] ~= 'open' then return {'already'} end
 redis.call('HSET', KEYS[1], 'status', 'resolved', 'resolvedAt', nowIso, 'resolvedBy', ARGV[3], 'updatedAt', nowIso, 'assigneeId', '')
 if redis.call('GET', KEYS[4]) == f[3] then redis.call('DEL', KEYS[4]) end
 redis.call('ZREM', KEYS[3], f[3])
+redis.call('ZADD', prefix .. ':resolved', tonumber(ARGV[4]), f[3])
 local n = redis.call('HINCRBY', KEYS[1], 'resolutions', 1)
 local data = string.sub(conversationJson(KEYS[1]), 1, -2) .. ',"previousAssigneeId":' .. cjson.encode(f[2] or '') .. '}'
 emitEvent(prefix, f[4], 'evt_' .. f[3] .. '_r' .. n, 'conversation.resolved', conversationSource(f[4], f[5]),

@@ -59,7 +59,7 @@ export class ConversationActions {
     const c = await this.open(accountId, conversationId);
     await runScript(this.redis, 'resolveConversation', [
       this.keys.conversation(c.id), this.keys.onlineAgents(accountId), this.keys.waitingConversations(accountId), c.openKey,
-    ], [this.keys.prefix, new Date().toISOString(), resolvedBy]);
+    ], [this.keys.prefix, new Date().toISOString(), resolvedBy, Date.now()]);
     return this.open(accountId, conversationId);
   }
 

@@ -27,6 +27,7 @@ export function keyspace(prefix: string) {
     accountEvents: (accountId: string) => k('acc', accountId, 'events'),
     events: k('events'),
     webhookAccounts: k('webhookaccounts'),
+    resolvedConversations: k('resolved'),
     live: k('live'),
     workerHeartbeats: k('workers'),
     bootstrap: (name: string) => k('bootstrap', name),
