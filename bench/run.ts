@@ -68,6 +68,7 @@ async function runClients(config: LoadConfig, meterFor: () => CpuMeter) {
 
 const num = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '—');
 const pct = (value: number) => `${(value * 100).toFixed(0)}%`;
+const cpuMs = (core: number, seconds: number, count: number) => ((core * seconds * 1000) / count).toFixed(3);
 const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
 const row = (name: string, s: LatencySummary, note = '') =>
   `  ${`${name} (${s.count})`.padEnd(34)}${[s.p50, s.p95, s.p99, s.max].map((v) => num(v).padStart(9)).join('')} ms  ${note}`;
@@ -85,6 +86,10 @@ function report(config: { n: number; rate: number; seconds: number; concurrency:
     `  ${'floor: BullMQ add + no-op process'.padEnd(34)}${floor.jobsPerSecond.toFixed(0).padStart(7)} jobs/s`,
     `  ${'gateway: visitor → agent'.padEnd(34)}${throughput.messagesPerSecond.toFixed(0).padStart(7)} msg/s`,
     `  ${'gateway / floor'.padEnd(34)}${(ratio * 100).toFixed(1).padStart(7)} %      ${`≥ ${throughputGoal * 100}%`.padEnd(8)}${verdict(ratio >= throughputGoal && throughput.received === throughput.sent)}`,
+    // CPU time per message is what the host's steal cannot distort: it is spent, not waited for.
+    `  ${'cpu per message: floor'.padEnd(34)}${cpuMs(floor.processCore, floor.seconds, floor.jobs).padStart(7)} ms`,
+    `  ${'cpu per message: gateway'.padEnd(34)}${cpuMs(phases.throughput?.gatewayCore ?? NaN, throughput.seconds, throughput.received).padStart(7)} ms`,
+    `  ${'floor cpu / gateway cpu'.padEnd(34)}${(100 * (floor.processCore * floor.seconds / floor.jobs) / ((phases.throughput?.gatewayCore ?? NaN) * throughput.seconds / throughput.received)).toFixed(1).padStart(7)} %`,
     '',
     `  ${`latency visitor → agent at ${latency.sendRate.toFixed(0)} msg/s`.padEnd(34)}${['p50', 'p95', 'p99', 'max'].map((h) => h.padStart(9)).join('')}`,
     row('all', latency.toAgent, `goal p99 ≤ ${p99GoalMs} ms  ${verdict(latency.toAgent.p99 <= p99GoalMs && latency.received === latency.sent)}`),

@@ -37,7 +37,7 @@ describe('message retention', () => {
     for (const id of [old, reopened]) expect((await t.api('POST', `${base}/${id}/resolve`, { key: tenant.apiKey })).status).toBe(200);
     expect((await t.api('POST', `${base}/${reopened}/reopen`, { key: tenant.apiKey })).status).toBe(200);
     const { redis, keys } = t.gateway;
-    const messageIds = await redis.zrange(keys.conversationMessages(old), 0, -1);
+    const messageIds = await redis.zrange(keys.conversationMessages(old), '0', '-1');
     expect(messageIds.length).toBe(1);
     const contactId = (await t.api('GET', `${base}/${old}`, { key: tenant.apiKey })).body.contactId;
 
