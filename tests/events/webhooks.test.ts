@@ -76,8 +76,6 @@ describe('CRM webhooks', () => {
   let tenant: Tenant;
   const receiver = new WebhookReceiver();
   const secrets = new Map<string, string>();
-  let allId = '';
-  let messagesOnlyId = '';
 
   const subscribe = async (path: string, events: string[]) => {
     const created = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/webhooks`, { key: tenant.apiKey, body: { url: `${receiver.url}${path}`, events } });
@@ -118,8 +116,8 @@ describe('CRM webhooks', () => {
     await receiver.start();
     t = await startTestGateway();
     tenant = await createTenant(t);
-    allId = await subscribe('/all', ['contact.created', 'conversation.created', 'message.received', 'conversation.assigned', 'conversation.queued']);
-    messagesOnlyId = await subscribe('/messages-only', ['message.received']);
+    await subscribe('/all', ['contact.created', 'conversation.created', 'message.received', 'conversation.assigned', 'conversation.queued']);
+    await subscribe('/messages-only', ['message.received']);
   });
   afterAll(async () => {
     await t?.stop();
