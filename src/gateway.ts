@@ -106,7 +106,7 @@ export async function createGateway(options: GatewayOptions) {
     visitorChannel = new VisitorChannel({ redis, keys, log, metrics, inboxes, acceptor, conversations, live, serverKey });
     agentChannel = new AgentChannel({ log, metrics, agents, actions, conversations, live });
 
-    registerOperationsRoutes(registry, { redis, keys, metrics, publicUrl, version, needsWorkers: true });
+    registerOperationsRoutes(registry, { redis, keys, metrics, publicUrl, version });
     registerAccountRoutes(registry, services);
     registerInboxRoutes(registry, services);
     registerAgentRoutes(registry, services);
@@ -117,7 +117,7 @@ export async function createGateway(options: GatewayOptions) {
       summary: "An agent's live stream (token in Authorization: Bearer, or ?token=)",
     });
     visitorChannel.registerRoutes(registry);
-    registerUnbuiltProviderRoutes(registry, services, new Set());
+    registerUnbuiltProviderRoutes(registry, services);
     registerDemoRoutes(registry, services, publicUrl);
     registerAgentConsoleRoute(registry);
 

@@ -9,7 +9,7 @@ import { publishedSchemas } from '../schema/jsonSchemas.ts';
 export const workerHeartbeatMs = 5_000;
 
 export function registerOperationsRoutes(api: ApiRegistry, deps: {
-  redis: Redis; keys: Keyspace; metrics: Metrics; publicUrl: string; version: string; needsWorkers: boolean;
+  redis: Redis; keys: Keyspace; metrics: Metrics; publicUrl: string; version: string;
 }): void {
   api.add({
     method: 'get', path: '/healthz', tag: 'Operations', auth: 'none', summary: 'The process is up',
@@ -27,7 +27,7 @@ export function registerOperationsRoutes(api: ApiRegistry, deps: {
       } catch {
         checks.redis = 'unreachable';
       }
-      const ready = checks.redis === 'ok' && (!deps.needsWorkers || checks.workers?.startsWith('ok'));
+      const ready = checks.redis === 'ok' && !!checks.workers?.startsWith('ok');
       ctx.status = ready ? 200 : 503;
       ctx.body = { status: ready ? 'ready' : 'not_ready', checks };
       return undefined;

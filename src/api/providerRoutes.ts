@@ -14,9 +14,8 @@ const providerRoutes: { method: 'get' | 'post'; path: string; type: InboxType; s
   { method: 'post', path: '/email/:inboxId/inbound', type: 'email', summary: 'Inbound-email webhooks (Mailgun, SendGrid, Postmark)' },
 ];
 
-export function registerUnbuiltProviderRoutes(api: ApiRegistry, s: ApiServices, built: Set<string>): void {
+export function registerUnbuiltProviderRoutes(api: ApiRegistry, s: ApiServices): void {
   for (const route of providerRoutes) {
-    if (built.has(`${route.method} ${route.path}`)) continue;
     api.add({
       method: route.method, path: route.path, tag: 'Providers', auth: 'provider', summary: `${route.summary} (501 until its adapter is built)`,
       produces: 'provider-specific',

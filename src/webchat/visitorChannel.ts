@@ -36,9 +36,15 @@ export class VisitorChannel {
 
   constructor(private readonly deps: VisitorChannelDeps) {}
 
-  private async webchatInbox(inboxId: string): Promise<InboxRecord> {
+  /** An enabled web chat inbox, or nothing: both the socket and the REST routes ask this. */
+  private async openWebchatInbox(inboxId: string): Promise<InboxRecord | undefined> {
     const inbox = await this.deps.inboxes.records.getAnyAccount(inboxId);
-    if (!inbox || inbox.type !== 'webchat' || !inbox.enabled) throw notFound('inbox');
+    return inbox && inbox.type === 'webchat' && inbox.enabled ? inbox : undefined;
+  }
+
+  private async webchatInbox(inboxId: string): Promise<InboxRecord> {
+    const inbox = await this.openWebchatInbox(inboxId);
+    if (!inbox) throw notFound('inbox');
     return inbox;
   }
 
@@ -146,8 +152,8 @@ export class VisitorChannel {
    * its first frame can arrive. Browsers can't read a refused upgrade's status, so refusals are close codes.
    */
   async prepareSocket(request: IncomingMessage, inboxId: string): Promise<(socket: WebSocket) => void> {
-    const inbox = await this.deps.inboxes.records.getAnyAccount(inboxId);
-    if (!inbox || inbox.type !== 'webchat' || !inbox.enabled) return (socket) => closeWith(socket, 4404, 'not_found', 'unknown inbox');
+    const inbox = await this.openWebchatInbox(inboxId);
+    if (!inbox) return (socket) => closeWith(socket, 4404, 'not_found', 'unknown inbox');
     if (!this.originAllowed(inbox, request.headers.origin)) return (socket) => closeWith(socket, 4403, 'origin_not_allowed', 'this page origin may not use this inbox');
     return (socket) => this.handleSocket(socket, inbox);
   }
