@@ -13,9 +13,10 @@ import { registerAccountRoutes } from './api/accountRoutes.ts';
 import { registerAgentRoutes } from './api/agentRoutes.ts';
 import { registerConversationRoutes } from './api/conversationRoutes.ts';
 import { registerInboxRoutes } from './api/inboxRoutes.ts';
+import { registerRoutingRoutes } from './api/routingRoutes.ts';
 import { registerOperationsRoutes, workerHeartbeatMs } from './api/operationsRoutes.ts';
 import { registerUnbuiltProviderRoutes } from './api/providerRoutes.ts';
-import type { ApiServices, RoutingRecord, TeamRecord } from './api/services.ts';
+import type { ApiServices } from './api/services.ts';
 import { registerWebhookRoutes } from './api/webhookRoutes.ts';
 import { ConversationActions } from './conversations/conversationActions.ts';
 import { ConversationStore } from './conversations/conversationStore.ts';
@@ -39,6 +40,8 @@ import { createOutboundProcessor } from './outbound/outboundWorker.ts';
 import { closeQueues, createQueues, webhookBackoff, type QueueName } from './queues.ts';
 import { createRedis } from './redis/connection.ts';
 import { keyspace } from './redis/keys.ts';
+import { Router, type RoutingRecord, type TeamRecord } from './routing/router.ts';
+import { RoutingTimers } from './routing/routingTimers.ts';
 import { RecordStore } from './store/recordStore.ts';
 import { AccountDirectory } from './tenancy/accounts.ts';
 import { AgentDirectory } from './tenancy/agents.ts';
@@ -78,13 +81,13 @@ export async function createGateway(options: GatewayOptions) {
   const agents = new AgentDirectory(redis, keys);
   const inboxes = new InboxDirectory(redis, keys, secretBox, publicUrl);
   const conversations = new ConversationStore(redis, keys);
-  const actions = new ConversationActions(redis, keys, conversations, queues.outbound);
+  const teams = new RecordStore<TeamRecord>(redis, keys, 'team');
+  const router = new Router(redis, keys, teams, new RecordStore<RoutingRecord>(redis, keys, 'routing'));
+  const actions = new ConversationActions(redis, keys, conversations, queues.outbound, router);
   const webhooks = new WebhookSubscriptions(redis, keys, secretBox);
   const acceptor = new InboundAcceptor(producerRedis, keys, queues.inbound);
   const services: ApiServices = {
-    redis, keys, queues, accounts, agents, inboxes, conversations, actions, webhooks,
-    teams: new RecordStore<TeamRecord>(redis, keys, 'team'),
-    routing: new RecordStore<RoutingRecord>(redis, keys, 'routing'),
+    redis, keys, queues, accounts, agents, inboxes, conversations, actions, webhooks, teams, router,
   };
   const adapters: Record<string, ChannelAdapter> = { webchat: new WebchatAdapter() };
 
@@ -104,13 +107,14 @@ export async function createGateway(options: GatewayOptions) {
       (entry, sockets) => agentChannel!.pushToAgent(entry, sockets),
       (entry, sockets) => visitorChannel!.pushToVisitor(entry, sockets));
     visitorChannel = new VisitorChannel({ redis, keys, log, metrics, inboxes, acceptor, conversations, live, serverKey });
-    agentChannel = new AgentChannel({ log, metrics, agents, actions, conversations, live });
+    agentChannel = new AgentChannel({ log, metrics, agents, actions, conversations, live, router });
 
     registerOperationsRoutes(registry, { redis, keys, metrics, publicUrl, version });
     registerAccountRoutes(registry, services);
     registerInboxRoutes(registry, services);
     registerAgentRoutes(registry, services);
     registerConversationRoutes(registry, services);
+    registerRoutingRoutes(registry, services);
     registerWebhookRoutes(registry, services, settings.webhookPrivateTargets === 'allow');
     registry.add({
       method: 'get', path: '/api/v1/agent/ws', tag: 'Agents', auth: 'agent', produces: 'WebSocket upgrade',
@@ -158,7 +162,7 @@ export async function createGateway(options: GatewayOptions) {
 
   async function startWorkers() {
     const processors: Record<QueueName, Processor> = {
-      inbound: createIngestProcessor({ redis, keys, retentionSeconds: settings.messageRetentionDays * 86400 }),
+      inbound: createIngestProcessor({ redis, keys, retentionSeconds: settings.messageRetentionDays * 86400, router }),
       outbound: createOutboundProcessor({ redis, keys, log, conversations, inboxes, adapters }),
       webhooks: createWebhookProcessor({ subscriptions: webhooks, log, allowPrivateTargets: settings.webhookPrivateTargets === 'allow' }),
     };
@@ -184,6 +188,8 @@ export async function createGateway(options: GatewayOptions) {
     await dispatcher.start();
     const sweeper = new RetentionSweeper(redis, keys, settings.messageRetentionDays * 86_400_000, log);
     sweeper.start();
+    const routingTimers = new RoutingTimers(redis, keys, log);
+    routingTimers.start();
     const workerId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     const beat = () => redis.zadd(keys.workerHeartbeats, Date.now(), workerId).catch(() => undefined);
     await beat();
@@ -194,6 +200,7 @@ export async function createGateway(options: GatewayOptions) {
       await Promise.all(workers.map((w) => w.close()));
       await dispatcher.stop();
       await sweeper.stop();
+      await routingTimers.stop();
       await redis.zrem(keys.workerHeartbeats, workerId).catch(() => undefined);
     });
   }

@@ -8,6 +8,7 @@ import { HttpError } from '../http/errors.ts';
 import { eventTypeOf, sendJson, type LiveEntry, type LiveFeed } from '../live/liveFeed.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
+import type { Router } from '../routing/router.ts';
 import { agentStatusSchema, type AgentDirectory, type AgentRecord } from '../tenancy/agents.ts';
 
 const agentFrameSchema = z.discriminatedUnion('type', [
@@ -15,15 +16,17 @@ const agentFrameSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('typing'), conversationId: z.string().max(100), on: z.boolean() }),
   z.object({ type: z.literal('status'), status: agentStatusSchema }),
   z.object({ type: z.literal('resolve'), conversationId: z.string().max(100) }),
+  z.object({ type: z.literal('accept'), conversationId: z.string().max(100) }),
+  z.object({ type: z.literal('decline'), conversationId: z.string().max(100) }),
   z.object({ type: z.literal('ping') }),
 ]);
 
-const eventsWithHistory = new Set(['conversation.assigned', 'conversation.transferred']);
+const eventsWithHistory = new Set(['conversation.assigned', 'conversation.transferred', 'conversation.offered']);
 
 export class AgentChannel {
   constructor(private readonly deps: {
     log: Logger; metrics: Metrics; agents: AgentDirectory; actions: ConversationActions;
-    conversations: ConversationStore; live: LiveFeed;
+    conversations: ConversationStore; live: LiveFeed; router: Router;
   }) {}
 
   async handleSocket(socket: WebSocket, agent: AgentRecord): Promise<void> {
@@ -47,7 +50,10 @@ export class AgentChannel {
         sendJson(socket, { type: 'error', code: 'invalid_frame', message: frame.error.issues[0]?.message ?? 'invalid frame' });
         return;
       }
-      this.handleFrame(socket, agent, frame.data).catch((error) => {
+      // Auto-away counts what the agent did: frames that were carried out, not refused ones or pings.
+      this.handleFrame(socket, agent, frame.data).then(() => {
+        if (frame.data.type !== 'ping') void this.deps.agents.recordActivity(agent.id).catch(() => undefined);
+      }, (error) => {
         const known = error instanceof HttpError;
         if (!known) this.deps.log.error({ err: error, agentId: agent.id }, 'agent frame failed');
         sendJson(socket, {
@@ -84,6 +90,15 @@ export class AgentChannel {
       case 'resolve': {
         const conversation = await this.deps.actions.resolve(agent.accountId, frame.conversationId, agent.id);
         return sendJson(socket, { type: 'resolved', conversationId: conversation.id });
+      }
+      case 'accept':
+      case 'decline': {
+        const conversation = await this.deps.conversations.conversation(agent.accountId, frame.conversationId);
+        if (!conversation) throw new HttpError(404, 'not_found', 'conversation not found');
+        if (!(await this.deps.router.respondToOffer(conversation.id, agent.id, frame.type))) {
+          throw new HttpError(409, 'conflict', 'no offer of this conversation to you is pending');
+        }
+        return sendJson(socket, { type: frame.type === 'accept' ? 'accepted' : 'declined', conversationId: conversation.id });
       }
     }
   }

@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { conversationSchema, contactSchema, publicConversation } from '../conversations/conversationStore.ts';
 import type { ApiRegistry } from '../http/apiRoutes.ts';
-import { badRequest, notFound } from '../http/errors.ts';
+import { badRequest, conflict, forbidden, notFound } from '../http/errors.ts';
 import { contentSchema, messageSchema } from '../schema/message.ts';
 import { pageOf, pageQuery } from './pagination.ts';
 import type { ApiServices } from './services.ts';
@@ -80,23 +80,62 @@ export function registerConversationRoutes(api: ApiRegistry, s: ApiServices): vo
       });
     },
   });
+  const mayForce = (ctx: { state: { caller?: { kind: string; agent?: { role: string } } } }) =>
+    ctx.state.caller?.kind !== 'agent' || ctx.state.caller.agent?.role === 'supervisor';
   api.add({
     method: 'post', path: `${base}/conversations/:conversationId/assign`, tag: 'Conversations', auth: 'accountOrAgent',
-    body: z.object({ agentId: z.string().max(100), force: z.boolean().default(false) }), response: conversationSchema,
-    summary: 'Assign to an agent (refused with 409 when the agent is full, unless force)',
-    handler: async (_ctx, { params, body }) => {
-      if (!(await s.agents.records.get(params.accountId!, body.agentId))) throw badRequest('agentId: unknown agent');
-      return publicConversation(await s.actions.assignTo(params.accountId!, params.conversationId!, body.agentId, body.force));
+    body: z.object({ agentId: z.string().max(100), force: z.boolean().default(false).describe('exceed capacity: account key or supervisor only') }),
+    response: conversationSchema,
+    summary: 'Assign to an agent (409 when the agent is full, unless a supervisor forces it)',
+    handler: async (ctx, { params, body }) => {
+      const conversation = await conversationOr404(params.accountId!, params.conversationId!);
+      if (body.force && !mayForce(ctx)) throw forbidden('force needs an account API key or a supervisor');
+      return publicConversation(await s.actions.assignTo(params.accountId!, conversation.id, body.agentId, body.force));
     },
   });
   api.add({
     method: 'post', path: `${base}/conversations/:conversationId/transfer`, tag: 'Conversations', auth: 'accountOrAgent',
-    body: z.object({ agentId: z.string().max(100), note: z.string().max(2000).optional(), force: z.boolean().default(false) }),
-    response: conversationSchema, summary: 'Transfer to another agent; the note travels in the conversation.transferred event',
-    handler: async (_ctx, { params, body }) => {
-      if (!(await s.agents.records.get(params.accountId!, body.agentId))) throw badRequest('agentId: unknown agent');
-      return publicConversation(await s.actions.assignTo(params.accountId!, params.conversationId!, body.agentId, body.force, body.note));
+    body: z.object({
+      agentId: z.string().max(100).optional(), teamId: z.string().max(100).optional().describe("a team, or 'default' (every agent)"),
+      note: z.string().max(2000).optional(), force: z.boolean().default(false),
+    }).refine((b) => !!b.agentId !== !!b.teamId, 'exactly one of agentId and teamId'),
+    response: conversationSchema,
+    summary: "Transfer to an agent or a team's queue; the note travels in the conversation.transferred event",
+    handler: async (ctx, { params, body }) => {
+      const conversation = await conversationOr404(params.accountId!, params.conversationId!);
+      if (body.force && !mayForce(ctx)) throw forbidden('force needs an account API key or a supervisor');
+      if (body.teamId) {
+        await s.router.transferToTeam(params.accountId!, conversation.id, body.teamId, body.note ?? '');
+        return publicConversation(await conversationOr404(params.accountId!, conversation.id));
+      }
+      return publicConversation(await s.actions.assignTo(params.accountId!, conversation.id, body.agentId!, body.force, body.note));
     },
+  });
+  for (const decision of ['accept', 'decline'] as const) {
+    api.add({
+      method: 'post', path: `${base}/conversations/:conversationId/${decision}`, tag: 'Conversations', auth: 'accountOrAgent',
+      body: z.object({ agentId: z.string().max(100).optional().describe('with an account key: the agent answering') }).default({}),
+      response: conversationSchema,
+      summary: decision === 'accept'
+        ? 'Accept the conversation offered to the agent (queues with offerTimeoutSeconds)'
+        : 'Decline an offer: it goes to the next agent, the customer keeps their place',
+      handler: async (ctx, { params, body }) => {
+        const agentId = agentIdOf(ctx) ?? body.agentId;
+        if (!agentId) throw badRequest('agentId: required with an account key');
+        const conversation = await conversationOr404(params.accountId!, params.conversationId!);
+        if (!(await s.router.respondToOffer(conversation.id, agentId, decision))) throw conflict('no offer of this conversation to this agent is pending');
+        return publicConversation(await conversationOr404(params.accountId!, conversation.id));
+      },
+    });
+  }
+  api.add({
+    method: 'get', path: `${base}/conversations/:conversationId/queue`, tag: 'Conversations', auth: 'accountOrAgent',
+    response: z.object({
+      teamId: z.string().nullable(), position: z.number().nullable().describe('1 = next; null when not waiting'),
+      estimatedWaitSeconds: z.number().nullable().describe("from the queue's recent pace; null when unknown"), offeredTo: z.string().nullable(),
+    }),
+    summary: 'Where a waiting conversation stands in its queue ("3 people ahead of you")',
+    handler: async (_ctx, { params }) => s.router.queuePosition(await conversationOr404(params.accountId!, params.conversationId!)),
   });
   api.add({
     method: 'post', path: `${base}/conversations/:conversationId/resolve`, tag: 'Conversations', auth: 'accountOrAgent', response: conversationSchema,

@@ -8,10 +8,9 @@ import type { AccountDirectory } from '../tenancy/accounts.ts';
 import type { AgentDirectory } from '../tenancy/agents.ts';
 import type { Redis } from 'ioredis';
 import type { Keyspace } from '../redis/keys.ts';
-import type { RecordStore, AccountRecord } from '../store/recordStore.ts';
+import type { RecordStore } from '../store/recordStore.ts';
+import type { Router, TeamRecord } from '../routing/router.ts';
 
-export interface TeamRecord extends AccountRecord { name: string; agentIds: string[] }
-export interface RoutingRecord extends AccountRecord { strategy: 'least_busy' }
 
 export interface ApiServices {
   redis: Redis;
@@ -21,7 +20,7 @@ export interface ApiServices {
   agents: AgentDirectory;
   inboxes: InboxDirectory;
   teams: RecordStore<TeamRecord>;
-  routing: RecordStore<RoutingRecord>;
+  router: Router;
   conversations: ConversationStore;
   actions: ConversationActions;
   webhooks: WebhookSubscriptions;

@@ -8,11 +8,18 @@ const folder = dirname(fileURLToPath(import.meta.url));
 
 export type ScriptName =
   | 'ingestInbound'
-  | 'assignConversation'
+  | 'routeConversation'
   | 'resolveConversation'
   | 'reopenConversation'
   | 'assignToAgent'
+  | 'transferToQueue'
+  | 'respondToOffer'
+  | 'takeFromQueue'
+  | 'configureQueue'
   | 'updateAgentPresence'
+  | 'removeAgent'
+  | 'recordAgentActivity'
+  | 'fireRoutingTimers'
   | 'createOutboundMessage'
   | 'updateMessageStatus'
   | 'purgeConversation';

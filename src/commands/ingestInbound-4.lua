@@ -12,8 +12,11 @@
   ARGV[5] channelId       ARGV[6] contactName   ARGV[7] messageId    ARGV[8] new contact id
   ARGV[9] new conv. id    ARGV[10] now (ISO)    ARGV[11] seq         ARGV[12] message body JSON
   ARGV[13] visitor hint   ARGV[14] sequence key ARGV[15] retention seconds
+  ARGV[16] now (ms)
+  A message within the account's reopen window (reopenWindowMs in its default queue's cfg) after the
+  contact's last conversation was resolved reopens it (conversation.reopened) instead of starting one.
 
-  Returns {messageId, contactId, conversationId, duplicate, assigneeId, contactCreated, conversationCreated}
+  Returns {messageId, contactId, conversationId, duplicate, assigneeId, contactCreated, conversationCreated, reopened}
 ]]
 --- @include "emitEvent"
 --- @include "messageJson"
@@ -25,7 +28,7 @@ local existing = redis.call('GET', KEYS[1])
 if existing then
   local f = redis.call('HMGET', prefix .. ':msg:' .. existing, 'contactId', 'conversationId', 'contactCreated', 'conversationCreated')
   local assignee = redis.call('HGET', prefix .. ':conv:' .. f[2], 'assigneeId') or ''
-  return {existing, f[1], f[2], 1, assignee, tonumber(f[3]), tonumber(f[4])}
+  return {existing, f[1], f[2], 1, assignee, tonumber(f[3]), tonumber(f[4]), 0}
 end
 
 local contactId = redis.call('GET', KEYS[2])
@@ -45,8 +48,25 @@ if not contactId then
 end
 
 local convId = redis.call('GET', KEYS[3])
-local convCreated = 0
+local convCreated, reopened = 0, 0
 if convId and redis.call('HGET', prefix .. ':conv:' .. convId, 'status') ~= 'open' then convId = false end
+local reopenWindow = tonumber(redis.call('HGET', prefix .. ':acc:' .. accountId .. ':q:default:cfg', 'reopenWindowMs') or '0')
+if not convId and reopenWindow > 0 then
+  local lastId = redis.call('GET', KEYS[4])
+  local lastKey = prefix .. ':conv:' .. (lastId or '')
+  local last = redis.call('HMGET', lastKey, 'status', 'resolvedAtMs', 'inboxId')
+  if lastId and last[1] == 'resolved' and last[3] == inboxId and tonumber(last[2] or '0') >= tonumber(ARGV[16]) - reopenWindow then
+    convId = lastId
+    reopened = 1
+    redis.call('SET', KEYS[3], convId)
+    redis.call('HSET', lastKey, 'status', 'open', 'assigneeId', '', 'updatedAt', nowIso)
+    redis.call('HDEL', lastKey, 'resolvedAt', 'resolvedAtMs', 'resolvedBy', 'routed', 'offeredTo', 'waitingSince', 'waitingSinceMs')
+    redis.call('ZREM', prefix .. ':resolved', convId)
+    local n = redis.call('HINCRBY', lastKey, 'reopenings', 1)
+    emitEvent(prefix, accountId, 'evt_' .. convId .. '_o' .. n, 'conversation.reopened', conversationSource(accountId, inboxId),
+      convId, nowIso, conversationJson(lastKey), '', ARGV[13])
+  end
+end
 if not convId then
   convId = ARGV[9]
   convCreated = 1
@@ -73,4 +93,4 @@ redis.call('HSET', convKey, 'lastMessageAt', nowIso, 'updatedAt', nowIso)
 local assignee = redis.call('HGET', convKey, 'assigneeId') or ''
 emitEvent(prefix, accountId, 'evt_' .. messageId .. '_r', 'message.received', conversationSource(accountId, inboxId),
   convId, nowIso, messageJson(msgKey), assignee, ARGV[13])
-return {messageId, contactId, convId, 0, assignee, contactCreated, convCreated}
+return {messageId, contactId, convId, 0, assignee, contactCreated, convCreated, reopened}

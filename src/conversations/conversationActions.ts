@@ -4,12 +4,12 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { runScript } from '../commands/index.ts';
 import { hashSecret } from '../crypto/tokens.ts';
-import { conflict, HttpError, notFound } from '../http/errors.ts';
+import { badRequest, conflict, HttpError, notFound } from '../http/errors.ts';
 import { newId } from '../ids.ts';
 import type { Keyspace } from '../redis/keys.ts';
 import { jobOptions, type OutboundJob } from '../queues.ts';
-import { assignConversation } from '../routing/assignConversation.ts';
-import type { MessageContent, NormalizedMessage } from '../schema/message.ts';
+import type { Router } from '../routing/router.ts';
+import type { Channel, MessageContent, NormalizedMessage } from '../schema/message.ts';
 import type { ConversationInternals, ConversationStore } from './conversationStore.ts';
 
 const idempotencyTtlSeconds = 24 * 3600;
@@ -20,6 +20,7 @@ export class ConversationActions {
     private readonly keys: Keyspace,
     private readonly store: ConversationStore,
     private readonly outboundQueue: Queue,
+    private readonly router: Router,
   ) {}
 
   private async open(accountId: string, conversationId: string): Promise<ConversationInternals> {
@@ -57,9 +58,9 @@ export class ConversationActions {
 
   async resolve(accountId: string, conversationId: string, resolvedBy = ''): Promise<ConversationInternals> {
     const c = await this.open(accountId, conversationId);
-    await runScript(this.redis, 'resolveConversation', [
-      this.keys.conversation(c.id), this.keys.onlineAgents(accountId), this.keys.waitingConversations(accountId), c.openKey,
-    ], [this.keys.prefix, new Date().toISOString(), resolvedBy, Date.now()]);
+    const now = new Date();
+    await runScript(this.redis, 'resolveConversation', [this.keys.conversation(c.id), c.openKey],
+      [this.keys.prefix, now.toISOString(), resolvedBy, now.getTime()]);
     return this.open(accountId, conversationId);
   }
 
@@ -69,17 +70,21 @@ export class ConversationActions {
       this.keys.prefix, new Date().toISOString(),
     ])) as string[];
     if (r[0] === 'conflict') throw conflict(`the contact already has an open conversation in this inbox: ${r[1]}`);
-    if (r[0] === 'reopened') await assignConversation(this.redis, this.keys, accountId, c.id);
+    if (r[0] === 'reopened') {
+      await this.router.routeConversation(accountId, c.id, { inboxId: c.inboxId, channel: c.channel as Channel, contactId: c.contactId, text: '' });
+    }
     return this.open(accountId, conversationId);
   }
 
   /** Manual assignment and transfer to an agent: refused when the agent is full unless forced. */
   async assignTo(accountId: string, conversationId: string, agentId: string, force: boolean, note = ''): Promise<ConversationInternals> {
     const c = await this.open(accountId, conversationId);
-    const r = (await runScript(this.redis, 'assignToAgent', [
-      this.keys.conversation(c.id), this.keys.onlineAgents(accountId), this.keys.waitingConversations(accountId),
-    ], [this.keys.prefix, new Date().toISOString(), agentId, force ? '1' : '0', note])) as string[];
+    const now = new Date();
+    const r = (await runScript(this.redis, 'assignToAgent', [this.keys.conversation(c.id)], [
+      this.keys.prefix, now.toISOString(), now.getTime(), agentId, force ? '1' : '0', note,
+    ])) as string[];
     if (r[0] === 'closed') throw conflict('the conversation is resolved');
+    if (r[0] === 'unknown') throw badRequest('agentId: unknown agent');
     if (r[0] === 'full') throw conflict('the agent is at capacity (send force: true to assign anyway)');
     return this.open(accountId, conversationId);
   }

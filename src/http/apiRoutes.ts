@@ -5,7 +5,7 @@ import type { Context } from 'koa';
 import { z } from 'zod';
 import { parseWith } from './errors.ts';
 
-export type AuthLevel = 'none' | 'provider' | 'visitor' | 'platform' | 'account' | 'accountOrAgent' | 'agent';
+export type AuthLevel = 'none' | 'provider' | 'visitor' | 'platform' | 'account' | 'accountOrSupervisor' | 'accountOrAgent' | 'agent';
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete' | 'options';
 
 export interface RouteInput<B, Q> {
@@ -105,7 +105,8 @@ function securityFor(level: AuthLevel): unknown[] {
   switch (level) {
     case 'platform': return [{ platformKey: [] }];
     case 'account': return [{ accountKey: [] }, { platformKey: [] }];
-    case 'accountOrAgent': return [{ accountKey: [] }, { platformKey: [] }, { agentToken: [] }];
+    case 'accountOrAgent':
+    case 'accountOrSupervisor': return [{ accountKey: [] }, { platformKey: [] }, { agentToken: [] }];
     case 'agent': return [{ agentToken: [] }];
     default: return [];
   }

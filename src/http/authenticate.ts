@@ -64,7 +64,10 @@ export class Authenticator {
       const accountId = ctx.params.accountId as string | undefined;
       if (accountId === undefined) throw notFound();
       if (caller.kind !== 'platform' && caller.accountId !== accountId) throw notFound('account');
-      if (caller.kind === 'agent' && level !== 'accountOrAgent') throw new HttpError(403, 'forbidden', 'this route needs an account API key');
+      if (caller.kind === 'agent' && level === 'accountOrSupervisor' && caller.agent.role !== 'supervisor') {
+        throw new HttpError(403, 'forbidden', 'this route needs an account API key or a supervisor');
+      }
+      if (caller.kind === 'agent' && level === 'account') throw new HttpError(403, 'forbidden', 'this route needs an account API key');
       const account = await this.accounts.get(accountId);
       if (!account) throw notFound('account');
       if (account.status === 'disabled' && caller.kind !== 'platform') throw new HttpError(403, 'account_disabled', 'this account is disabled');

@@ -17,6 +17,7 @@ export class HttpError extends Error {
 export const notFound = (what = 'resource') => new HttpError(404, 'not_found', `${what} not found`);
 export const badRequest = (message: string, details?: unknown) => new HttpError(400, 'invalid_request', message, details);
 export const conflict = (message: string) => new HttpError(409, 'conflict', message);
+export const forbidden = (message: string) => new HttpError(403, 'forbidden', message);
 
 /** Turns a zod error into a 400 naming each bad field. */
 export function validationError(error: z.ZodError, where: string): HttpError {

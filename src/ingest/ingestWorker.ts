@@ -6,16 +6,16 @@ import { runScript } from '../commands/index.ts';
 import { keyDigest, newId } from '../ids.ts';
 import type { Keyspace } from '../redis/keys.ts';
 import { inboundJobSchema } from '../queues.ts';
-import { assignConversation } from '../routing/assignConversation.ts';
+import type { Router } from '../routing/router.ts';
 
 export interface IngestResult {
   messageId: string; contactId: string; conversationId: string; duplicate: boolean; assigneeId: string;
 }
 
 export function createIngestProcessor(deps: {
-  redis: Redis; keys: Keyspace; retentionSeconds: number;
+  redis: Redis; keys: Keyspace; retentionSeconds: number; router: Router;
 }) {
-  const { redis, keys } = deps;
+  const { redis, keys, router } = deps;
   return async function processInbound(job: Job): Promise<IngestResult> {
     const data = inboundJobSchema.parse(job.data);
     const m = data.message;
@@ -32,16 +32,19 @@ export function createIngestProcessor(deps: {
     ], [
       keys.prefix, m.accountId, m.inboxId, m.channel, m.from.channelId, data.contactName, data.messageId,
       newId('ct'), newId('cv'), new Date().toISOString(), data.seq, body, data.visitorHint,
-      keys.sequence(m.inboxId, identity), deps.retentionSeconds,
-    ])) as [string, string, string, number, string, number, number];
+      keys.sequence(m.inboxId, identity), deps.retentionSeconds, Date.now(),
+    ])) as [string, string, string, number, string, number, number, number];
     const result: IngestResult = {
       messageId: r[0], contactId: r[1], conversationId: r[2], duplicate: r[3] === 1, assigneeId: r[4],
     };
-    const conversationCreated = r[6] === 1;
+    const startsRouting = r[6] === 1 || r[7] === 1;
     // Routed in the same job (no extra queue hop for a first message). A retry after a crash routes
-    // again: assignConversation ignores what is already done.
-    if (!result.assigneeId && (conversationCreated || result.duplicate)) {
-      await assignConversation(redis, keys, m.accountId, result.conversationId);
+    // again: routeConversation leaves a routed conversation as it is.
+    if (!result.assigneeId && (startsRouting || result.duplicate)) {
+      await router.routeConversation(m.accountId, result.conversationId, {
+        inboxId: m.inboxId, channel: m.channel, contactId: result.contactId,
+        text: m.content.text ?? m.content.event?.key ?? m.content.event?.name ?? '',
+      });
     }
     return result;
   };

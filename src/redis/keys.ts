@@ -22,8 +22,9 @@ export function keyspace(prefix: string) {
     messageDedup: (inboxId: string, externalIdHash: string) => k('msgext', inboxId, externalIdHash),
     idempotency: (accountId: string, keyHash: string) => k('idem', accountId, keyHash),
     agentState: (agentId: string) => k('agentstate', agentId),
-    onlineAgents: (accountId: string) => k('acc', accountId, 'online'),
-    waitingConversations: (accountId: string) => k('acc', accountId, 'waiting'),
+    /** A routing queue's keys (cfg, members, avail:{channel}, waiting:{channel}, turns): see src/commands/includes/routing.lua. */
+    routingQueue: (accountId: string, queueId: string, part: string) => k('acc', accountId, 'q', queueId, part),
+    routingTimers: k('routingtimers'),
     accountEvents: (accountId: string) => k('acc', accountId, 'events'),
     events: k('events'),
     webhookAccounts: k('webhookaccounts'),

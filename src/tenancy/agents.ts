@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { runScript } from '../commands/index.ts';
 import { generateSecret, hashSecret } from '../crypto/tokens.ts';
 import { newId } from '../ids.ts';
+import { channelSchema } from '../schema/message.ts';
 import type { Keyspace } from '../redis/keys.ts';
 import { RecordStore, type AccountRecord } from '../store/recordStore.ts';
 
@@ -17,13 +18,21 @@ export const agentSchema = z.object({
   name: z.string(),
   email: z.string().optional(),
   role: z.enum(['agent', 'supervisor']),
-  capacity: z.number().int().min(0).max(1000).describe('conversations at once'),
+  capacity: z.number().int().min(0).max(1000).describe('conversations at once, per channel unless capacities says otherwise'),
+  capacities: z.partialRecord(channelSchema, z.number().int().min(0).max(1000)).optional()
+    .describe('per channel, e.g. {"webchat": 5, "email": 20}; a channel not named uses capacity'),
+  skills: z.array(z.string().trim().min(1).max(100)).max(100).optional().describe('labels for supervisors and team building'),
+  autoAwayMinutes: z.number().int().min(0).max(1440).optional().describe('online with no activity this long becomes away; 0 or absent = off'),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
 export type AgentRecord = z.infer<typeof agentSchema> & AccountRecord;
 
-export const agentStateSchema = z.object({ status: agentStatusSchema, capacity: z.number(), load: z.number() });
+export const agentStateSchema = z.object({
+  status: agentStatusSchema, capacity: z.number(), load: z.number().describe('conversations held or offered, all channels'),
+  loads: z.record(z.string(), z.number()).describe('per channel'), capacities: z.record(z.string(), z.number()).describe('per channel, effective'),
+  statusSince: z.string().nullable(), queues: z.array(z.string()).describe("the routing queues it serves: team ids and 'default'"),
+});
 export type AgentState = z.infer<typeof agentStateSchema>;
 
 export class AgentDirectory {
@@ -33,11 +42,11 @@ export class AgentDirectory {
     this.records = new RecordStore<AgentRecord>(redis, keyspace, 'agent');
   }
 
-  async create(accountId: string, input: { name: string; email?: string; role: 'agent' | 'supervisor'; capacity: number }) {
+  async create(accountId: string, input: Omit<AgentRecord, 'id' | 'accountId' | 'createdAt' | 'updatedAt'>) {
     const now = new Date().toISOString();
     const agent: AgentRecord = { id: newId('agt'), accountId, ...input, createdAt: now, updatedAt: now };
     await this.records.put(agent);
-    await this.setPresence(agent, { capacity: agent.capacity });
+    await this.setPresence(agent, { capacity: agent.capacity, capacities: agent.capacities ?? {}, autoAwayMinutes: agent.autoAwayMinutes ?? 0 });
     const token = await this.issueToken(agent);
     return { agent, token };
   }
@@ -60,22 +69,50 @@ export class AgentDirectory {
   }
 
   async state(agentId: string): Promise<AgentState> {
-    const raw = await this.redis.hmget(this.keyspace.agentState(agentId), 'status', 'capacity', 'load');
-    return { status: (raw[0] as AgentStatus) ?? 'offline', capacity: Number(raw[1] ?? 0), load: Number(raw[2] ?? 0) };
+    const [fields, queues] = await Promise.all([
+      this.redis.hgetall(this.keyspace.agentState(agentId)),
+      this.redis.smembers(`${this.keyspace.agentState(agentId)}:queues`),
+    ]);
+    const capacity = Number(fields.capacity ?? 0);
+    const loads: Record<string, number> = {};
+    const capacities: Record<string, number> = {};
+    for (const channel of channelSchema.options) {
+      loads[channel] = Number(fields[`load:${channel}`] ?? 0);
+      capacities[channel] = Number(fields[`cap:${channel}`] ?? capacity);
+    }
+    return {
+      status: (fields.status as AgentStatus) ?? 'offline', capacity, load: Number(fields.load ?? 0), loads, capacities,
+      statusSince: fields.statusSince ?? null, queues: queues.sort(),
+    };
   }
 
-  /** Status and capacity move in one script, which also hands waiting conversations to freed capacity. */
-  async setPresence(agent: AgentRecord, change: { status?: AgentStatus; capacity?: number }): Promise<AgentState> {
-    const result = (await runScript(
-      this.redis, 'updateAgentPresence',
-      [this.keyspace.onlineAgents(agent.accountId), this.keyspace.waitingConversations(agent.accountId)],
-      [this.keyspace.prefix, new Date().toISOString(), agent.accountId, agent.id, change.status ?? '', change.capacity ?? ''],
-    )) as string[];
-    return { status: result[0] as AgentStatus, capacity: Number(result[1]), load: Number(result[2]) };
+  /** Status, capacities and auto-away move in one script, which also hands waiting conversations to freed capacity. */
+  async setPresence(agent: AgentRecord, change: {
+    status?: AgentStatus; capacity?: number; capacities?: Partial<Record<string, number>>; autoAwayMinutes?: number;
+  }): Promise<AgentState> {
+    await runScript(this.redis, 'updateAgentPresence', [this.keyspace.agentState(agent.id)], [
+      this.keyspace.prefix, new Date().toISOString(), Date.now(), agent.accountId, agent.id, change.status ?? '', change.capacity ?? '',
+      change.capacities ? JSON.stringify(change.capacities) : '', change.autoAwayMinutes === undefined ? '' : change.autoAwayMinutes * 60_000,
+    ]);
+    return this.state(agent.id);
   }
 
+  private readonly activityNoted = new Map<string, number>();
+
+  /** Pushes back the agent's auto-away; written at most every 10 s per agent and process. */
+  async recordActivity(agentId: string): Promise<void> {
+    const now = Date.now();
+    if (now - (this.activityNoted.get(agentId) ?? 0) < 10_000) return;
+    this.activityNoted.set(agentId, now);
+    if (this.activityNoted.size > 10_000) this.activityNoted.clear();
+    await runScript(this.redis, 'recordAgentActivity', [this.keyspace.agentState(agentId)], [this.keyspace.routingTimers, now, agentId]);
+  }
+
+  /** The agent goes offline, leaves every queue, and what it held goes back to the queues at once. */
   async remove(agent: AgentRecord): Promise<void> {
-    await this.setPresence(agent, { status: 'offline' });
+    await runScript(this.redis, 'removeAgent', [this.keyspace.agentState(agent.id)], [
+      this.keyspace.prefix, new Date().toISOString(), Date.now(), agent.accountId, agent.id,
+    ]);
     const previous = await this.redis.get(this.keyspace.record('agenttokenhash', agent.id));
     if (previous) await this.redis.del(this.keyspace.agentToken(previous), this.keyspace.record('agenttokenhash', agent.id));
     await this.records.delete(agent.accountId, agent.id);

@@ -34,6 +34,8 @@ const validBodies: Record<string, (target: PopulatedTenant) => unknown> = {
   'POST /api/v1/accounts/:accountId/conversations/:conversationId/messages': () => ({ text: 'Injected reply' }),
   'POST /api/v1/accounts/:accountId/conversations/:conversationId/assign': (target) => ({ agentId: target.ids.agentId, force: true }),
   'POST /api/v1/accounts/:accountId/conversations/:conversationId/transfer': (target) => ({ agentId: target.ids.agentId, note: 'take it', force: true }),
+  'POST /api/v1/accounts/:accountId/conversations/:conversationId/accept': (target) => ({ agentId: target.ids.agentId }),
+  'POST /api/v1/accounts/:accountId/conversations/:conversationId/decline': (target) => ({ agentId: target.ids.agentId }),
   'POST /api/v1/accounts/:accountId/webhooks': () => ({ url: 'https://evil.example/hook', events: ['*'] }),
   'PATCH /api/v1/accounts/:accountId/webhooks/:webhookId': () => ({ url: 'https://evil.example/hook', enabled: true }),
 };
@@ -84,7 +86,7 @@ async function populate(t: TestGateway): Promise<PopulatedTenant> {
   return {
     apiKey, agentToken: tenant.agentToken,
     ids: {
-      accountId, inboxId: tenant.inboxId, agentId: tenant.agentId, keyId: secondKey.apiKey.id, teamId: team.id,
+      accountId, inboxId: tenant.inboxId, agentId: tenant.agentId, keyId: secondKey.apiKey.id, teamId: team.id, queueId: team.id,
       webhookId: webhook.id, conversationId: conversation.id, contactId: conversation.contactId,
     },
   };

@@ -25,7 +25,7 @@ describe('outbound: replies, their status and sending through an adapter', () =>
     [{ id: conversationId }] = await waitFor(() => listAllConversations(t, tenant), (c) => c.length > 0, 'a conversation');
     await waitFor(() => streamEvents(t, tenant.accountId), (e) => eventsOfType(e, 'conversation.assigned').length > 0, 'the assignment');
     const noQueue = { add: async () => undefined } as unknown as Queue;
-    unsentReplies = new ConversationActions(t.gateway.redis, t.gateway.keys, t.gateway.services.conversations, noQueue);
+    unsentReplies = new ConversationActions(t.gateway.redis, t.gateway.keys, t.gateway.services.conversations, noQueue, t.gateway.services.router);
   });
   afterAll(() => t.stop());
 

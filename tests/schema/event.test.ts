@@ -3,7 +3,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InboundAcceptor } from '../../src/ingest/acceptInbound.ts';
 import { createIngestProcessor } from '../../src/ingest/ingestWorker.ts';
 import { updateMessageStatus } from '../../src/outbound/outboundWorker.ts';
-import { assignConversation } from '../../src/routing/assignConversation.ts';
 import { eventSchema, type GatewayEvent } from '../../src/schema/event.ts';
 import { messageSchema } from '../../src/schema/message.ts';
 import {
@@ -109,13 +108,16 @@ describe('events: CloudEvents envelopes with stable ids, one per change', () => 
 
     // Repeat every change: redelivered ingest job, routing job, status receipt, resolve, presence. Nothing new appears.
     const { redis, keys } = t.gateway;
-    const processInbound = createIngestProcessor({ redis, keys, retentionSeconds: 3600 });
+    const { router } = t.gateway.services;
+    const processInbound = createIngestProcessor({ redis, keys, retentionSeconds: 3600, router });
     await processInbound({ data: {
       messageId: firstMessage.messageId, seq: firstMessage.seq, receivedAt: new Date().toISOString(), contactName: 'Vic', visitorHint: '',
       message: visitorMessage(tenant, visitorId, `${visitorId}/1`, 'I need help'),
     } } as unknown as Job);
     await t.gateway.acceptor.accept(visitorMessage(tenant, visitorId, `${visitorId}/1`, 'I need help'));
-    for (const c of await listAllConversations(t, tenant)) await assignConversation(redis, keys, tenant.accountId, c.id);
+    for (const c of await listAllConversations(t, tenant)) {
+      await router.routeConversation(tenant.accountId, c.id, { inboxId: tenant.inboxId, channel: 'webchat', contactId: c.contactId, text: '' });
+    }
     expect(await updateMessageStatus(redis, keys, replyId, conversationId, { status: 'sent' })).toBe(false);
     const reopened = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/conversations/${conversationId}/reopen`, { key: tenant.apiKey });
     expect(reopened.status).toBe(200);

@@ -23,9 +23,13 @@ local function conversationSource(accountId, inboxId)
   return '/accounts/' .. accountId .. '/inboxes/' .. inboxId
 end
 
--- The conversation as event data: ids and state, never message content.
-local function conversationJson(convKey)
-  local f = redis.call('HMGET', convKey, 'id', 'accountId', 'inboxId', 'contactId', 'channel', 'status', 'assigneeId', 'createdAt')
-  return cjson.encode({ id = f[1], accountId = f[2], inboxId = f[3], contactId = f[4], channel = f[5],
-    status = f[6], assigneeId = (f[7] ~= '' and f[7]) or cjson.null, createdAt = f[8] })
+-- The conversation as event data: ids, state and routing, never message content; `extra` adds fields.
+local function conversationJson(convKey, extra)
+  local f = redis.call('HMGET', convKey, 'id', 'accountId', 'inboxId', 'contactId', 'channel', 'status', 'assigneeId',
+    'createdAt', 'teamId', 'priority')
+  local data = cjson.encode({ id = f[1], accountId = f[2], inboxId = f[3], contactId = f[4], channel = f[5],
+    status = f[6], assigneeId = (f[7] ~= '' and f[7]) or cjson.null, createdAt = f[8],
+    teamId = ((f[9] and f[9] ~= '' and f[9] ~= 'default') and f[9]) or cjson.null, priority = tonumber(f[10] or '0') })
+  if extra then data = string.sub(data, 1, -2) .. ',' .. extra .. '}' end
+  return data
 end

@@ -1,0 +1,77 @@
+--[[
+  fireRoutingTimers: runs the routing timers that are due, each at most once whichever worker gets it:
+    offer|{conv}|{n}            an offer not accepted in time goes to the next agent (respondToOffer's timeout)
+    overflow|{conv}|{gen}|{step} a conversation still waiting at route step {step} moves to the next target
+    redrain|{account}|{queue}|{channel}  agents who were passed over after declining may be offered again
+    away|{agent}                an online agent inactive for its auto-away period becomes away
+
+  KEYS[1] the timers zset (member -> due, ms)
+  ARGV[1] prefix   ARGV[2] now (ISO)   ARGV[3] now (ms)   ARGV[4] at most this many timers
+
+  Returns the number of timers fired
+]]
+--- @include "emitEvent"
+--- @include "routing"
+
+local prefix, nowIso, nowMs = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', nowMs, 'LIMIT', 0, tonumber(ARGV[4]))
+
+local function split(member)
+  local parts = {}
+  for part in string.gmatch(member, '[^|]+') do parts[#parts + 1] = part end
+  return parts
+end
+
+local function offerExpired(convId, n)
+  local convKey = prefix .. ':conv:' .. convId
+  local f = redis.call('HMGET', convKey, 'status', 'accountId', 'channel', 'offeredTo', 'offerN')
+  if f[1] ~= 'open' or not f[4] or f[5] ~= n then return end
+  redis.call('HDEL', convKey, 'offeredTo', 'offerExpiresMs')
+  redis.call('ZADD', convKey .. ':declined', nowMs, f[4])
+  redis.call('PEXPIRE', convKey .. ':declined', 86400000)
+  releaseCapacity(prefix, f[2], f[4], f[3], convId)
+  requeue(prefix, convKey, nowIso, nowMs)
+  drainForAgent(prefix, f[2], f[4], nowIso, nowMs)
+end
+
+local function overflow(member, convId, gen, step)
+  local convKey = prefix .. ':conv:' .. convId
+  local f = redis.call('HMGET', convKey, 'status', 'assigneeId', 'offeredTo', 'routeGen', 'routeStep', 'routeTargets',
+    'offerExpiresMs', 'waitingSinceMs')
+  if f[1] ~= 'open' or (f[2] and f[2] ~= '') or f[4] ~= gen or f[5] ~= step then return end
+  if f[3] then
+    -- On offer right now: decide once the offer is answered or expires.
+    redis.call('ZADD', KEYS[1], tonumber(f[7]) + 1, member)
+    return
+  end
+  local targets = cjson.decode(f[6])
+  local nextStep = tonumber(step) + 1
+  if not targets[nextStep] then return end
+  leaveWaiting(prefix, convKey)
+  redis.call('HSET', convKey, 'routeStep', nextStep)
+  enqueue(prefix, convKey, targets[nextStep].queueId, tonumber(f[8] or nowMs), nowIso, nowMs)
+end
+
+local function autoAway(member, agentId)
+  local stateKey = agentKey(prefix, agentId)
+  local f = redis.call('HMGET', stateKey, 'status', 'autoAwayMs', 'lastActivityMs', 'accountId')
+  local period = tonumber(f[2] or '0')
+  if f[1] ~= 'online' or period <= 0 then return end
+  local at = tonumber(f[3] or '0') + period
+  if at > nowMs then
+    redis.call('ZADD', KEYS[1], at, member)
+    return
+  end
+  setAgentStatus(prefix, f[4], agentId, 'away', nowIso, nowMs, 'inactive')
+end
+
+for _, member in ipairs(due) do
+  redis.call('ZREM', KEYS[1], member)
+  local p = split(member)
+  if p[1] == 'offer' then offerExpired(p[2], p[3])
+  elseif p[1] == 'overflow' then overflow(member, p[2], p[3], p[4])
+  elseif p[1] == 'redrain' then drainQueue(prefix, p[2], p[3], p[4], nowIso, nowMs)
+  elseif p[1] == 'away' then autoAway(member, p[2])
+  end
+end
+return #due
