@@ -7,7 +7,7 @@ import { pageOf, pageQuery } from './pagination.ts';
 import type { ApiServices } from './services.ts';
 
 const agentView = agentSchema.extend({ state: agentStateSchema });
-const agentFields = agentSchema.pick({ capacities: true, skills: true, autoAwayMinutes: true }).required();
+const agentFields = agentSchema.pick({ capacities: true, skills: true, autoAwaySeconds: true }).required();
 const createAgent = z.object({
   name: z.string().trim().min(1).max(200),
   email: z.string().email().optional(),
@@ -54,8 +54,8 @@ export function registerAgentRoutes(api: ApiRegistry, s: ApiServices): void {
     handler: async (_ctx, { params, body }) => {
       const agent = await agentOr404(params.accountId!, params.agentId!);
       const updated = await s.agents.records.put({ ...agent, ...body, updatedAt: new Date().toISOString() });
-      if (body.capacity !== undefined || body.capacities !== undefined || body.autoAwayMinutes !== undefined) {
-        await s.agents.setPresence(updated, { capacity: body.capacity, capacities: body.capacities, autoAwayMinutes: body.autoAwayMinutes });
+      if (body.capacity !== undefined || body.capacities !== undefined || body.autoAwaySeconds !== undefined) {
+        await s.agents.setPresence(updated, { capacity: body.capacity, capacities: body.capacities, autoAwaySeconds: body.autoAwaySeconds });
       }
       return withState(updated);
     },

@@ -13,6 +13,8 @@ export const conversationSchema = z.object({
   channel: z.string(),
   status: z.enum(['open', 'resolved']),
   assigneeId: z.string().nullable(),
+  teamId: z.string().nullable().describe('the team whose queue routed it (null: the default queue, every agent)'),
+  priority: z.number().describe('0-100 from the routing rule; higher waits less'),
   waitingSince: z.string().nullable(),
   createdAt: z.string(),
   updatedAt: z.string(),
@@ -61,6 +63,7 @@ function conversationFromHash(fields: Record<string, string>): ConversationInter
   return {
     id: fields.id, accountId: fields.accountId!, inboxId: fields.inboxId!, contactId: fields.contactId!,
     channel: fields.channel!, status: fields.status as 'open' | 'resolved', assigneeId: fields.assigneeId || null,
+    teamId: fields.teamId && fields.teamId !== 'default' ? fields.teamId : null, priority: Number(fields.priority ?? 0),
     waitingSince: fields.waitingSince ?? null, createdAt: fields.createdAt!, updatedAt: fields.updatedAt!,
     lastMessageAt: fields.lastMessageAt ?? null, resolvedAt: fields.resolvedAt ?? null,
     channelId: fields.channelId!, visitorHint: fields.visitorHint ?? '', openKey: fields.openKey!, lastKey: fields.lastKey!, sequenceKey: fields.sequenceKey!,

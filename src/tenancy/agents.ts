@@ -22,7 +22,7 @@ export const agentSchema = z.object({
   capacities: z.partialRecord(channelSchema, z.number().int().min(0).max(1000)).optional()
     .describe('per channel, e.g. {"webchat": 5, "email": 20}; a channel not named uses capacity'),
   skills: z.array(z.string().trim().min(1).max(100)).max(100).optional().describe('labels for supervisors and team building'),
-  autoAwayMinutes: z.number().int().min(0).max(1440).optional().describe('online with no activity this long becomes away; 0 or absent = off'),
+  autoAwaySeconds: z.number().int().min(0).max(86_400).optional().describe('online with no activity this long becomes away; 0 or absent = off'),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
@@ -46,7 +46,7 @@ export class AgentDirectory {
     const now = new Date().toISOString();
     const agent: AgentRecord = { id: newId('agt'), accountId, ...input, createdAt: now, updatedAt: now };
     await this.records.put(agent);
-    await this.setPresence(agent, { capacity: agent.capacity, capacities: agent.capacities ?? {}, autoAwayMinutes: agent.autoAwayMinutes ?? 0 });
+    await this.setPresence(agent, { capacity: agent.capacity, capacities: agent.capacities ?? {}, autoAwaySeconds: agent.autoAwaySeconds ?? 0 });
     const token = await this.issueToken(agent);
     return { agent, token };
   }
@@ -88,11 +88,11 @@ export class AgentDirectory {
 
   /** Status, capacities and auto-away move in one script, which also hands waiting conversations to freed capacity. */
   async setPresence(agent: AgentRecord, change: {
-    status?: AgentStatus; capacity?: number; capacities?: Partial<Record<string, number>>; autoAwayMinutes?: number;
+    status?: AgentStatus; capacity?: number; capacities?: Partial<Record<string, number>>; autoAwaySeconds?: number;
   }): Promise<AgentState> {
     await runScript(this.redis, 'updateAgentPresence', [this.keyspace.agentState(agent.id)], [
       this.keyspace.prefix, new Date().toISOString(), Date.now(), agent.accountId, agent.id, change.status ?? '', change.capacity ?? '',
-      change.capacities ? JSON.stringify(change.capacities) : '', change.autoAwayMinutes === undefined ? '' : change.autoAwayMinutes * 60_000,
+      change.capacities ? JSON.stringify(change.capacities) : '', change.autoAwaySeconds === undefined ? '' : change.autoAwaySeconds * 1000,
     ]);
     return this.state(agent.id);
   }
