@@ -238,6 +238,15 @@ export class VisitorChannel {
     let targets: Iterable<WebSocket> = sockets;
     if (entry.event) {
       const type = eventTypeOf(entry.event);
+      if (type === 'conversation.queued' || type === 'conversation.assigned') {
+        // Only the place in line, never who the agent is.
+        const data = (JSON.parse(entry.event) as { data: { position?: number; estimatedWaitSeconds?: number | null } }).data;
+        const text = JSON.stringify(type === 'conversation.queued'
+          ? { type: 'queue', position: data.position ?? null, estimatedWaitSeconds: data.estimatedWaitSeconds ?? null }
+          : { type: 'queue', position: null, estimatedWaitSeconds: null });
+        for (const socket of sockets) sendJson(socket, text);
+        return;
+      }
       if (type !== 'message.received' && type !== 'message.sent') return;
       if (type === 'message.received') {
         // The socket that sent it was told at `accepted`; only the visitor's other sockets need the echo.

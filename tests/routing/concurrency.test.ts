@@ -194,7 +194,7 @@ describe(`routing under concurrency: ${workerCount} workers, ${conversationCount
         expect(['contact.created', 'conversation.created', 'message.received', 'agent.status_changed']).toContain(event.type);
       }
     }
-    expect(overCapacity).toEqual([]);
+    expect(overCapacity.slice(0, 5)).toEqual([]);
     expect(replayMismatch.slice(0, 5)).toEqual([]);
     expect(maxLoadSeen).toBe(capacity);
     expect(eventsCount(events, 'conversation.created')).toBe(conversationCount);

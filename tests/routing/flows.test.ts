@@ -162,6 +162,21 @@ describe('routing flows: overflow, business hours, offers, transfer, sticky, reo
     expect(await f.message(visitor, 'new topic')).not.toBe(first);
   });
 
+  it('tells the waiting visitor their place in line, and when an agent has them', async () => {
+    const f = await RoutingFixture.create(t);
+    const visitor = await TestSocket.open(wsUrl(t.url, `/webchat/${f.tenant.inboxId}/ws`));
+    try {
+      visitor.send({ type: 'hello', name: 'Vic' });
+      await visitor.next((m) => m.type === 'welcome');
+      visitor.send({ type: 'message', clientMessageId: 'c1', text: 'anyone there?' });
+      expect(await visitor.next((m) => m.type === 'queue')).toEqual({ type: 'queue', position: 1, estimatedWaitSeconds: null });
+      await f.status(f.tenant.agentId, 'online');
+      expect(await visitor.next((m) => m.type === 'queue')).toEqual({ type: 'queue', position: null, estimatedWaitSeconds: null });
+    } finally {
+      visitor.close();
+    }
+  });
+
   it('sets an inactive agent away after its auto-away period, with an event', async () => {
     const f = await RoutingFixture.create(t);
     const sleepy = await f.agent('Sleepy', 2, { autoAwaySeconds: 1 });

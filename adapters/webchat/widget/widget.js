@@ -67,13 +67,14 @@
   }
   var list = el('div', 'list', { role: 'log', 'aria-live': 'polite' });
   var typingEl = el('div', 'typing', { tid: 'typing', hidden: '' }, 'Agent is typing\u2026');
+  var queueEl = el('div', 'typing', { tid: 'queue', hidden: '' });
   var errEl = el('div', 'err', { tid: 'error', role: 'alert', hidden: '' });
   var input = el('input', 'input', { tid: 'input', type: 'text', 'aria-label': 'Message', placeholder: 'Type a message\u2026', maxlength: '4000', autocomplete: 'off' });
   var sendBtn = el('button', 'send', { tid: 'send', type: 'submit' }, 'Send');
   var form = el('form', 'form', null, null, [input, sendBtn]);
   var xBtn = el('button', 'x', { type: 'button', 'aria-label': 'Close chat' }, '\u00d7');
   var panel = el('div', 'panel', { tid: 'panel', role: 'dialog', 'aria-label': cfg.title, hidden: '' }, null,
-    [el('div', 'head', null, null, [el('div', 'title', null, cfg.title), xBtn]), list, typingEl, errEl, form]);
+    [el('div', 'head', null, null, [el('div', 'title', null, cfg.title), xBtn]), list, queueEl, typingEl, errEl, form]);
   var badge = el('span', 'badge', { hidden: '' });
   var launcher = el('button', 'launcher', { tid: 'launcher', type: 'button', 'aria-label': 'Open chat', 'aria-expanded': 'false' });
   launcher.innerHTML = '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H8l-5 4V5a2 2 0 0 1 1-2z"/></svg>'; // static markup
@@ -103,8 +104,17 @@
   function markAccepted(p) { p.accepted = true; p.el.setAttribute('data-status', 'sent'); }
   function showTyping(on) {
     clearTimeout(typingTimer);
+    if (on) queueEl.hidden = true;
     typingEl.hidden = !on;
     if (on) typingTimer = setTimeout(function () { typingEl.hidden = true; }, 5000);
+  }
+  // Place in line while no agent has the conversation: "2 ahead of you (about 3 min)".
+  function showQueue(position, etaSeconds) {
+    queueEl.hidden = !position;
+    if (!position) return;
+    var ahead = position - 1;
+    queueEl.textContent = (ahead ? ahead + ' ahead of you' : 'You are next') +
+      (etaSeconds ? ' (about ' + Math.max(1, Math.round(etaSeconds / 60)) + ' min)' : '') + ': an agent will be with you soon.';
   }
   function setUnread(n) { unread = n; badge.textContent = n > 99 ? '99+' : n; badge.hidden = !n; }
 
@@ -220,6 +230,7 @@
         if (p && f.seq) onMsg({ id: f.messageId, seq: f.seq, direction: 'inbound', externalId: p.cid, content: { type: 'text', text: p.text }, sentAt: new Date().toISOString() }, true);
       } else if (f.type === 'message') onMsg(f.message);
       else if (f.type === 'typing') showTyping(!!f.on);
+      else if (f.type === 'queue') showQueue(f.position, f.estimatedWaitSeconds);
       else if (f.type === 'error' && f.clientMessageId) onSendError(f);
       // other 'error's: the close code that follows decides; 'pong': liveness only
     };

@@ -247,6 +247,11 @@ describe('webchat widget (browser)', () => {
 
     const { visitorId } = (await stored(page))!;
     const v = visitorFor(visitorId);
+    // Waiting for an agent: the place in line, gone once an agent has the conversation.
+    for (const s of v.sockets) s.send(JSON.stringify({ type: 'queue', position: 4, estimatedWaitSeconds: 150 }));
+    await expect.poll(() => page.textContent('[data-testid="gwc-queue"]')).toBe('3 ahead of you (about 3 min): an agent will be with you soon.');
+    for (const s of v.sockets) s.send(JSON.stringify({ type: 'queue', position: null, estimatedWaitSeconds: null }));
+    await page.waitForSelector('[data-testid="gwc-queue"]', { state: 'hidden' });
     for (const s of v.sockets) s.send(JSON.stringify({ type: 'typing', on: true }));
     await page.waitForSelector('[data-testid="gwc-typing"]', { state: 'visible' });
     agentSay(v, 'Hi! How can I help?');
