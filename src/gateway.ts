@@ -47,7 +47,7 @@ import { AccountDirectory } from './tenancy/accounts.ts';
 import { AgentDirectory } from './tenancy/agents.ts';
 import { VisitorChannel } from './webchat/visitorChannel.ts';
 
-export const version = '0.1.0';
+export const version = '0.2.0';
 
 export interface GatewayOptions {
   settings: Settings;
