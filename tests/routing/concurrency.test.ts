@@ -219,8 +219,10 @@ describe(`routing under concurrency: ${workerCount} workers, ${conversationCount
     const counts = { resolved: 0, assigned: 0, waiting: 0 };
     const problems: string[] = [];
     conversationIds.forEach((id, i) => {
-      const [status, assigneeId, routed, , , offeredTo] = hashes[i]!;
+      const [status, assigneeId, routed, , teamId, offeredTo, assignmentCounter] = hashes[i]!;
       const assignments = assignedEvents.get(id) ?? 0;
+      if (Number(assignmentCounter ?? 0) !== assignments) problems.push(`${id}: assignments counter ${assignmentCounter} but ${assignments} events`);
+      if (teamId !== 'default') problems.push(`${id}: routed to queue ${teamId}`);
       const heldBy = [...convsOf].filter(([, set]) => set.has(id)).map(([a]) => a);
       if (offeredTo) problems.push(`${id}: on offer to ${offeredTo}`);
       if (status === 'resolved') {
