@@ -12,8 +12,8 @@
 // Goals (issue 3): ≥ 2,000 assignments/s; p99 capacity-freed → next-assigned ≤ 50 ms.
 // REDIS_URL (else an embedded redis-server with AOF as in production), BENCH_JSON=1 prints JSON too.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { runScript } from '../src/commands/index.ts';
@@ -207,7 +207,7 @@ async function measure(observer: Redis, feed: AssignedFeed, count: number, work:
   const reached = feed.until(target);
   const started = performance.now();
   await work();
-  await withTimeout(reached, 60_000, `${count} assignments (saw ${feed.assigned - target + count})`);
+  await withTimeout(reached, 60_000, `${count} assignments`);
   const seconds = (feed.lastAssignedAt - started) / 1000;
   const cpu = await meter.stop();
   const delta = statsDelta(statsBefore, await commandStats(observer));
@@ -275,6 +275,16 @@ async function latency(clients: Redis[], mover: Mover, rate: number, seconds: nu
   return { sent, sendRate: sent / sendSeconds, seen: summarizeLatency(feed.samples.map((s) => s.ms)), reply: summarizeLatency(replies), slowBySecond };
 }
 
+/** The host's CPU time so far from /proc/stat (Linux): total and stolen by the hypervisor, in ticks. */
+function hostTicks(): { total: number; steal: number } | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return { total: fields.slice(0, 8).reduce((a, b) => a + b, 0), steal: fields[7] ?? 0 };
+  } catch {
+    return undefined;
+  }
+}
+
 async function deleteKeys(redis: Redis, prefixes: string[]) {
   for (const prefix of prefixes) {
     let cursor = '0';
@@ -332,6 +342,7 @@ async function main() {
     await observer.config('SET', 'latency-monitor-threshold', '10');
     await observer.config('SET', 'slowlog-log-slower-than', '10000');
   }
+  const hostStart = hostTicks();
   try {
     // Setup: the default queue, agents offline, every conversation routed and waiting.
     const setupStarted = performance.now();
@@ -420,7 +431,8 @@ async function main() {
       `  ${'redis time per script: floor'.padEnd(44)}${num(median.floor.scriptUsecPer, 0).padStart(8)} µs`,
       `  ${'redis time per script: resolve → assign'.padEnd(44)}${num(median.routing.scriptUsecPer, 0).padStart(8)} µs`,
       `  ${'redis time per script: agent online'.padEnd(44)}${num(online.scriptUsecPer, 0).padStart(8)} µs       (${capacity} assignments each)`,
-      `  ${'redis cpu per assignment: floor / routing'.padEnd(44)}${`${num(median.floor.redisCpuMsPer, 3)} / ${num(median.routing.redisCpuMsPer, 3)}`.padStart(8)} ms`,
+      `  ${'redis cpu per assignment: floor / routing'.padEnd(44)}${`${num(median.floor.redisCpuMsPer, 3)} / ${num(median.routing.redisCpuMsPer, 3)}`.padStart(8)} ms` +
+        `  (one redis core: at most ${(1000 / median.routing.redisCpuMsPer).toFixed(0)} assignments/s)`,
       '',
       `  ${`capacity-freed → next-assigned at ${routingLatency.sendRate.toFixed(0)}/s`.padEnd(44)}${['p50', 'p95', 'p99', 'max'].map((h) => h.padStart(8)).join('')}`,
       latencyRow('routing: conversation.assigned seen', routingLatency.seen, `goal p99 ≤ ${p99GoalMs} ms  ${verdict(latencyOk)}`),
@@ -438,6 +450,9 @@ async function main() {
     if (slow.length) lines.push(`  routing over ${p99GoalMs} ms, counted by send time (s into the phase): ${slow.map(([at, k]) => `${at}:${k}`).join(' ')}`);
     if (routingLatency.seen.count !== routingLatency.sent) lines.push(`  INCOMPLETE: ${routingLatency.seen.count}/${routingLatency.sent} assignments seen`);
     console.log(lines.join('\n'));
+    const hostEnd = hostTicks();
+    const steal = hostStart && hostEnd ? (hostEnd.steal - hostStart.steal) / Math.max(1, hostEnd.total - hostStart.total) : NaN;
+    console.log(`  host: ${cpus().length} cores, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}, cpu steal ${num(steal * 100)}% over the run`);
     const stalls = await redisStalls(observer);
     console.log(`  redis: ${stalls.aofRewrites} AOF rewrites, ${stalls.forks} forks (latest ${stalls.latestForkMs.toFixed(1)} ms)` +
       (embedded ? `; stalls over 10 ms: ${stalls.events.map((e) => `${e.event} max ${e.maxMs} ms`).join(', ') || 'none'}` : '') +

@@ -30,6 +30,6 @@ redis.call('HSET', KEYS[1], 'routed', '1')
 local eventType = 'conversation.assigned'
 if previous ~= '' then eventType = 'conversation.transferred' end
 assignTo(prefix, KEYS[1], agentId, nowIso, nowMs, eventType, previous, ARGV[6], reserved)
-if previous ~= '' then drainForAgent(prefix, f[4], previous, nowIso, nowMs) end
-if withdrawn then drainForAgent(prefix, f[4], withdrawn, nowIso, nowMs) end
+if previous ~= '' then drainForAgent(prefix, f[4], previous, nowIso, nowMs, f[5]) end
+if withdrawn then drainForAgent(prefix, f[4], withdrawn, nowIso, nowMs, f[5]) end
 return {'assigned'}

@@ -31,7 +31,7 @@ local function offerExpired(convId, n)
   redis.call('PEXPIRE', convKey .. ':declined', 86400000)
   releaseCapacity(prefix, f[2], f[4], f[3], convId)
   requeue(prefix, convKey, nowIso, nowMs)
-  drainForAgent(prefix, f[2], f[4], nowIso, nowMs)
+  drainForAgent(prefix, f[2], f[4], nowIso, nowMs, f[3])
 end
 
 local function overflow(member, convId, gen, step)

@@ -26,8 +26,8 @@ local n = redis.call('HINCRBY', KEYS[1], 'resolutions', 1)
 emitEvent(prefix, f[4], 'evt_' .. f[3] .. '_r' .. n, 'conversation.resolved', conversationSource(f[4], f[5]),
   f[3], nowIso, conversationJson(KEYS[1], '"previousAssigneeId":' .. cjson.encode(f[2] or '')), f[2] or '', f[6] or '')
 if f[2] and f[2] ~= '' then
-  releaseCapacity(prefix, f[4], f[2], f[7], f[3])
-  drainForAgent(prefix, f[4], f[2], nowIso, nowMs)
+  releaseCapacity(prefix, f[4], f[2], f[7], f[3], true)
+  drainForAgent(prefix, f[4], f[2], nowIso, nowMs, f[7])
 end
-if withdrawn then drainForAgent(prefix, f[4], withdrawn, nowIso, nowMs) end
+if withdrawn then drainForAgent(prefix, f[4], withdrawn, nowIso, nowMs, f[7]) end
 return {'resolved'}

@@ -34,5 +34,5 @@ redis.call('ZADD', convKey .. ':declined', nowMs, agentId)
 redis.call('PEXPIRE', convKey .. ':declined', 86400000)
 releaseCapacity(prefix, f[3], agentId, f[4], f[2])
 requeue(prefix, convKey, nowIso, nowMs)
-drainForAgent(prefix, f[3], agentId, nowIso, nowMs)
+drainForAgent(prefix, f[3], agentId, nowIso, nowMs, f[4])
 return {'declined'}

@@ -34,6 +34,6 @@ if ARGV[5] ~= '' then extra = extra .. ',"note":' .. cjson.encode(ARGV[5]) end
 local envelope = emitEvent(prefix, f[4], 'evt_' .. f[3] .. '_t' .. n, 'conversation.transferred', conversationSource(f[4], f[6]),
   f[3], nowIso, conversationJson(convKey, extra), previous, f[7] or '')
 local result = enqueue(prefix, convKey, queueId, tonumber(f[9] or nowMs), nowIso, nowMs)
-if previous ~= '' then drainForAgent(prefix, f[4], previous, nowIso, nowMs) end
-if withdrawn then drainForAgent(prefix, f[4], withdrawn, nowIso, nowMs) end
+if previous ~= '' then drainForAgent(prefix, f[4], previous, nowIso, nowMs, f[5]) end
+if withdrawn then drainForAgent(prefix, f[4], withdrawn, nowIso, nowMs, f[5]) end
 return result

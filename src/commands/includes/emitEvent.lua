@@ -2,12 +2,15 @@
 -- with an enabled subscription) and the live feed, inside the same script as the state change it
 -- reports, so a change and its event are never apart.
 -- Event ids are derived from what changed, so a retried job can never emit a second copy.
+local webhookCache = {}
 local function emitEvent(prefix, accountId, eventId, eventType, source, subject, time, dataJson, agentHint, visitorHint)
   local envelope = '{"specversion":"1.0","id":' .. cjson.encode(eventId) .. ',"source":' .. cjson.encode(source)
     .. ',"type":"' .. eventType .. '","time":"' .. time .. '","subject":' .. cjson.encode(subject)
     .. ',"datacontenttype":"application/json","data":' .. dataJson .. '}'
   redis.call('XADD', prefix .. ':acc:' .. accountId .. ':events', 'MAXLEN', '~', 200000, '*', 'e', envelope)
-  if redis.call('SISMEMBER', prefix .. ':webhookaccounts', accountId) == 1 then
+  local hooked = webhookCache[accountId]
+  if hooked == nil then hooked = redis.call('SISMEMBER', prefix .. ':webhookaccounts', accountId) == 1; webhookCache[accountId] = hooked end
+  if hooked then
     redis.call('XADD', prefix .. ':events', '*', 'e', envelope, 'acc', accountId)
   end
   redis.call('XADD', prefix .. ':live', 'MAXLEN', '~', 20000, '*', 'e', envelope, 'a', agentHint or '', 'v', visitorHint or '')

@@ -29,12 +29,20 @@ local function loadFor(prefix, agentId, channel)
   return tonumber(redis.call('HGET', agentKey(prefix, agentId), 'load:' .. channel) or '0')
 end
 local function hasRoom(prefix, agentId, channel)
-  return redis.call('HGET', agentKey(prefix, agentId), 'status') == 'online'
-    and loadFor(prefix, agentId, channel) < capacityFor(prefix, agentId, channel)
+  local f = redis.call('HMGET', agentKey(prefix, agentId), 'status', 'load:' .. channel, 'cap:' .. channel, 'capacity')
+  return f[1] == 'online' and tonumber(f[2] or '0') < tonumber(f[3] or f[4] or '0')
 end
 
+-- A queue's strategy, read once per script run (scripts consult it many times).
+local strategyCache = {}
 local function queueStrategy(prefix, accountId, queueId)
-  return redis.call('HGET', queueKey(prefix, accountId, queueId, 'cfg'), 'strategy') or 'least_busy'
+  local k = accountId .. '|' .. queueId
+  local s = strategyCache[k]
+  if not s then
+    s = redis.call('HGET', queueKey(prefix, accountId, queueId, 'cfg'), 'strategy') or 'least_busy'
+    strategyCache[k] = s
+  end
+  return s
 end
 
 -- availScore: lower is picked first. Least busy: load, then longest idle; longest idle: oldest last
@@ -49,20 +57,39 @@ local function availScore(prefix, accountId, queueId, strategy, agentId, channel
 end
 
 -- refreshAgentInQueue / refreshAgent: keep the agent in each avail set exactly when it can take more.
-local function refreshAgentInQueue(prefix, accountId, queueId, agentId)
+-- The agent's state is read in one HMGET: {status, capacity, lastAssignedMs, then cap and load per channel}.
+local snapshotFields = { 'status', 'capacity', 'lastAssignedMs' }
+for _, channel in ipairs(routingChannels) do
+  snapshotFields[#snapshotFields + 1] = 'cap:' .. channel
+  snapshotFields[#snapshotFields + 1] = 'load:' .. channel
+end
+local function agentSnapshot(prefix, agentId)
+  return redis.call('HMGET', agentKey(prefix, agentId), unpack(snapshotFields))
+end
+local function refreshAgentInQueue(prefix, accountId, queueId, agentId, snap)
   local strategy = queueStrategy(prefix, accountId, queueId)
-  for _, channel in ipairs(routingChannels) do
+  local s = snap or agentSnapshot(prefix, agentId)
+  local last = tonumber(s[3] or '0')
+  for i, channel in ipairs(routingChannels) do
     local availKey = queueKey(prefix, accountId, queueId, 'avail:' .. channel)
-    if strategy ~= 'manual' and hasRoom(prefix, agentId, channel) then
-      redis.call('ZADD', availKey, availScore(prefix, accountId, queueId, strategy, agentId, channel), agentId)
+    local cap = tonumber(s[2 + 2 * i] or s[2] or '0')
+    local load = tonumber(s[3 + 2 * i] or '0')
+    if strategy ~= 'manual' and s[1] == 'online' and load < cap then
+      local score
+      if strategy == 'round_robin' then
+        score = tonumber(redis.call('HGET', queueKey(prefix, accountId, queueId, 'turns'), agentId) or '0')
+      elseif strategy == 'longest_idle' then score = last
+      else score = load * priorityBand + last end
+      redis.call('ZADD', availKey, score, agentId)
     else
       redis.call('ZREM', availKey, agentId)
     end
   end
 end
 local function refreshAgent(prefix, accountId, agentId)
+  local snap = agentSnapshot(prefix, agentId)
   for _, queueId in ipairs(redis.call('SMEMBERS', agentKey(prefix, agentId) .. ':queues')) do
-    refreshAgentInQueue(prefix, accountId, queueId, agentId)
+    refreshAgentInQueue(prefix, accountId, queueId, agentId, snap)
   end
 end
 
@@ -72,22 +99,25 @@ local function agentLoadJson(prefix, agentId, channel)
 end
 
 -- take / release: count a conversation against an agent's capacity for its channel, or free it.
+-- While drainForAgent hands one agent several conversations, its avail entries are refreshed once at the end.
+local deferredRefresh = nil
 local function takeCapacity(prefix, accountId, agentId, channel, convId, nowMs)
   local stateKey = agentKey(prefix, agentId)
   redis.call('HINCRBY', stateKey, 'load', 1)
   redis.call('HINCRBY', stateKey, 'load:' .. channel, 1)
   redis.call('HSET', stateKey, 'lastAssignedMs', nowMs)
   redis.call('SADD', stateKey .. ':convs', convId)
-  refreshAgent(prefix, accountId, agentId)
+  if deferredRefresh ~= agentId then refreshAgent(prefix, accountId, agentId) end
 end
-local function releaseCapacity(prefix, accountId, agentId, channel, convId)
+-- skipRefresh: the caller drains the agent next, which refreshes it.
+local function releaseCapacity(prefix, accountId, agentId, channel, convId, skipRefresh)
   local stateKey = agentKey(prefix, agentId)
   if redis.call('SREM', stateKey .. ':convs', convId) == 0 then return end
   if tonumber(redis.call('HGET', stateKey, 'load:' .. channel) or '0') > 0 then
     redis.call('HINCRBY', stateKey, 'load:' .. channel, -1)
     redis.call('HINCRBY', stateKey, 'load', -1)
   end
-  refreshAgent(prefix, accountId, agentId)
+  if not skipRefresh then refreshAgent(prefix, accountId, agentId) end
 end
 
 -- The pace of a queue (an average of the time between two conversations leaving it) gives the wait estimate.
@@ -227,10 +257,11 @@ end
 
 -- drainForAgent: capacity freed (resolve, online, more capacity, a transfer away): the agent takes the
 -- highest-priority, longest-waiting conversation among the queues it serves, until full or none wait.
-local function drainForAgent(prefix, accountId, agentId, nowIso, nowMs)
+-- onlyChannel: the one channel that gained room (a resolve), else every channel.
+local function drainForAgentNow(prefix, accountId, agentId, nowIso, nowMs, onlyChannel)
   if redis.call('HGET', agentKey(prefix, agentId), 'status') ~= 'online' then return end
   local queues = redis.call('SMEMBERS', agentKey(prefix, agentId) .. ':queues')
-  for _, channel in ipairs(routingChannels) do
+  for _, channel in ipairs(onlyChannel and { onlyChannel } or routingChannels) do
     for _ = 1, 100000 do
       if not hasRoom(prefix, agentId, channel) then break end
       local bestQueue, bestConv, bestScore
@@ -253,6 +284,13 @@ local function drainForAgent(prefix, accountId, agentId, nowIso, nowMs)
       place(prefix, prefix .. ':conv:' .. bestConv, agentId, bestQueue, nowIso, nowMs)
     end
   end
+end
+
+local function drainForAgent(prefix, accountId, agentId, nowIso, nowMs, onlyChannel)
+  deferredRefresh = agentId
+  drainForAgentNow(prefix, accountId, agentId, nowIso, nowMs, onlyChannel)
+  deferredRefresh = nil
+  refreshAgent(prefix, accountId, agentId)
 end
 
 local function queuePosition(prefix, convKey)
