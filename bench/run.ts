@@ -21,7 +21,8 @@ const throughputGoal = 0.5;
 const p99GoalMs = 50;
 // The visitor socket's token bucket allows a burst of 20 (src/webchat/visitorChannel.ts).
 const perVisitorBurst = 20;
-const warmupMessages = 200;
+// Both sides warm up on the same number of messages before each measured round.
+const warmupMessages = 500;
 const agentCapacityLimit = 1000;
 
 function numberEnv(name: string, fallback: number): number {
@@ -167,7 +168,7 @@ async function main() {
     for (let round = 0; round < roundCount; round++) {
       const last = round === roundCount - 1;
       const floor = await measureFloor({
-        redisUrl, prefix: `${floorPrefix}-${round}`, count: n, warmup: Math.min(500, n), concurrency: settings.workerConcurrency, jobLockMs: settings.jobLockMs,
+        redisUrl, prefix: `${floorPrefix}-${round}`, count: n, warmup: Math.min(warmupMessages, n), concurrency: settings.workerConcurrency, jobLockMs: settings.jobLockMs,
       });
       if (!g) {
         g = await startGatewayUnderTest(redisUrl, gatewayPrefix);

@@ -50,11 +50,11 @@ end
 local convId = redis.call('GET', KEYS[3])
 local convCreated, reopened = 0, 0
 if convId and redis.call('HGET', prefix .. ':conv:' .. convId, 'status') ~= 'open' then convId = false end
-local reopenWindow = tonumber(redis.call('HGET', prefix .. ':acc:' .. accountId .. ':q:default:cfg', 'reopenWindowMs') or '0')
-if not convId and reopenWindow > 0 then
-  local lastId = redis.call('GET', KEYS[4])
+if not convId then
+  local reopenWindow = tonumber(redis.call('HGET', prefix .. ':acc:' .. accountId .. ':q:default:cfg', 'reopenWindowMs') or '0')
+  local lastId = reopenWindow > 0 and redis.call('GET', KEYS[4])
   local lastKey = prefix .. ':conv:' .. (lastId or '')
-  local last = redis.call('HMGET', lastKey, 'status', 'resolvedAtMs', 'inboxId')
+  local last = lastId and redis.call('HMGET', lastKey, 'status', 'resolvedAtMs', 'inboxId') or {}
   if lastId and last[1] == 'resolved' and last[3] == inboxId and tonumber(last[2] or '0') >= tonumber(ARGV[16]) - reopenWindow then
     convId = lastId
     reopened = 1
