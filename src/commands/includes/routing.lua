@@ -94,8 +94,8 @@ local function refreshAgent(prefix, accountId, agentId)
 end
 
 local function agentLoadJson(prefix, agentId, channel)
-  return '"agent":' .. cjson.encode({ id = agentId, load = loadFor(prefix, agentId, channel),
-    capacity = capacityFor(prefix, agentId, channel), channel = channel })
+  local f = redis.call('HMGET', agentKey(prefix, agentId), 'load:' .. channel, 'cap:' .. channel, 'capacity')
+  return '"agent":' .. cjson.encode({ id = agentId, load = tonumber(f[1] or '0'), capacity = tonumber(f[2] or f[3] or '0'), channel = channel })
 end
 
 -- take / release: count a conversation against an agent's capacity for its channel, or free it.
@@ -128,13 +128,15 @@ local function notePace(prefix, accountId, queueId, nowMs)
     local gap = math.min(nowMs - tonumber(f[1]), 3600000)
     local pace = gap
     if f[2] then pace = math.floor(tonumber(f[2]) * 0.8 + gap * 0.2) end
-    redis.call('HSET', cfgKey, 'paceMs', pace)
+    redis.call('HSET', cfgKey, 'paceMs', pace, 'lastDequeueMs', nowMs)
+  else
+    redis.call('HSET', cfgKey, 'lastDequeueMs', nowMs)
   end
-  redis.call('HSET', cfgKey, 'lastDequeueMs', nowMs)
 end
 
-local function leaveWaiting(prefix, convKey)
-  local f = redis.call('HMGET', convKey, 'id', 'accountId', 'teamId', 'channel')
+-- leaveWaiting: out of its queue's waiting set; `f` = the conversation's {id, accountId, teamId, channel} when at hand.
+local function leaveWaiting(prefix, convKey, f)
+  f = f or redis.call('HMGET', convKey, 'id', 'accountId', 'teamId', 'channel')
   if f[3] and f[3] ~= '' then
     redis.call('ZREM', queueKey(prefix, f[2], f[3], 'waiting:' .. f[4]), f[1])
   end
@@ -144,7 +146,7 @@ end
 local function assignTo(prefix, convKey, agentId, nowIso, nowMs, eventType, previousAgentId, note, reserved)
   local f = redis.call('HMGET', convKey, 'id', 'accountId', 'inboxId', 'channel', 'contactId', 'teamId', 'visitorHint')
   local convId, accountId, channel, queueId = f[1], f[2], f[4], f[6]
-  leaveWaiting(prefix, convKey)
+  leaveWaiting(prefix, convKey, { convId, accountId, queueId, channel })
   if not reserved then takeCapacity(prefix, accountId, agentId, channel, convId, nowMs) end
   if queueId and queueId ~= '' then
     notePace(prefix, accountId, queueId, nowMs)
@@ -186,8 +188,8 @@ local function offerTo(prefix, convKey, agentId, nowIso, nowMs, timeoutMs)
   tellAgent(prefix, envelope, agentId)
 end
 
-local function place(prefix, convKey, agentId, queueId, nowIso, nowMs)
-  local accountId = redis.call('HGET', convKey, 'accountId')
+local function place(prefix, convKey, agentId, queueId, nowIso, nowMs, accountId)
+  accountId = accountId or redis.call('HGET', convKey, 'accountId')
   local timeoutMs = tonumber(redis.call('HGET', queueKey(prefix, accountId, queueId, 'cfg'), 'offerTimeoutMs') or '0')
   if timeoutMs > 0 then
     offerTo(prefix, convKey, agentId, nowIso, nowMs, timeoutMs)
@@ -240,7 +242,7 @@ local function drainQueue(prefix, accountId, queueId, channel, nowIso, nowMs)
       else
         local agentId = pickAgent(prefix, accountId, queueId, channel, convId, nowMs)
         if agentId then
-          place(prefix, prefix .. ':conv:' .. convId, agentId, queueId, nowIso, nowMs)
+          place(prefix, prefix .. ':conv:' .. convId, agentId, queueId, nowIso, nowMs, accountId)
           progressed = true
           break
         end
@@ -281,7 +283,7 @@ local function drainForAgentNow(prefix, accountId, agentId, nowIso, nowMs, onlyC
         end
       end
       if not bestQueue then break end
-      place(prefix, prefix .. ':conv:' .. bestConv, agentId, bestQueue, nowIso, nowMs)
+      place(prefix, prefix .. ':conv:' .. bestConv, agentId, bestQueue, nowIso, nowMs, accountId)
     end
   end
 end
