@@ -37,7 +37,7 @@ describe('agent console page', () => {
     expect(csp).toMatch(/script-src 'sha256-[^']+'/);
     const html = await response.text();
     expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+href=|https?:\/\/(?!www\.w3)/);
-    expect(html.length).toBeLessThan(24_000);
+    expect(html.length).toBeLessThan(28_000);
   });
 
   it('shows a visitor chat, sends the reply from the page, and resolves it', async () => {
@@ -105,6 +105,31 @@ describe('agent console page', () => {
 
     expect(pageProblems).toEqual([]);
     visitor.close();
+  });
+
+  it('lists an offer with Accept and Decline when the queue asks agents to accept', async () => {
+    const put = await t.api('PUT', `/api/v1/accounts/${tenant.accountId}/routing`, { key: tenant.apiKey, body: { offerTimeoutSeconds: 60 } });
+    expect(put.status).toBe(200);
+    try {
+      await page.goto(`${t.url}/agent?token=${tenant.agentToken}`);
+      await page.locator('[data-testid=connection][data-state=open]').waitFor();
+      const visitor = await TestSocket.open(wsUrl(t.url, `/webchat/${tenant.inboxId}/ws`));
+      visitor.send({ type: 'hello', name: 'Olga' });
+      await visitor.next((f) => f.type === 'welcome');
+      visitor.send({ type: 'message', clientMessageId: 'o1', text: 'Do you ship to Lyon?' });
+      const offer = page.locator('[data-testid=offer-item]', { hasText: 'Do you ship to Lyon?' });
+      await offer.waitFor();
+      const conversationId = (await offer.getAttribute('data-conversation-id'))!;
+      await offer.locator('[data-testid=accept-button]').click();
+      await page.locator(`[data-testid=conversation-item][data-conversation-id="${conversationId}"]`).waitFor();
+      await offer.waitFor({ state: 'detached' });
+      const conversation = await t.api('GET', `/api/v1/accounts/${tenant.accountId}/conversations/${conversationId}`, { key: tenant.apiKey });
+      expect(conversation.body.assigneeId).toBe(tenant.agentId);
+      expect(pageProblems).toEqual([]);
+      visitor.close();
+    } finally {
+      await t.api('PUT', `/api/v1/accounts/${tenant.accountId}/routing`, { key: tenant.apiKey, body: {} });
+    }
   });
 
   it('keeps retrying with a wrong token and says it cannot connect', async () => {
