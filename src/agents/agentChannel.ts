@@ -66,6 +66,11 @@ export class AgentChannel {
   }
 
   private async handleFrame(socket: WebSocket, agent: AgentRecord, frame: z.infer<typeof agentFrameSchema>): Promise<void> {
+    // A removed agent's open socket (on any web process) acts no more.
+    if (frame.type !== 'ping' && !(await this.deps.agents.records.get(agent.accountId, agent.id))) {
+      socket.close(4401, 'agent removed');
+      return;
+    }
     switch (frame.type) {
       case 'ping':
         return sendJson(socket, { type: 'pong' });

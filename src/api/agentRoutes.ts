@@ -63,7 +63,15 @@ export function registerAgentRoutes(api: ApiRegistry, s: ApiServices): void {
   api.add({
     method: 'delete', path: '/api/v1/accounts/:accountId/agents/:agentId', tag: 'Agents', auth: 'account',
     summary: 'Remove an agent (its token stops working; its conversations go back to their queues)',
-    handler: async (_ctx, { params }) => { await s.agents.remove(await agentOr404(params.accountId!, params.agentId!)); return undefined; },
+    handler: async (_ctx, { params }) => {
+      const agent = await agentOr404(params.accountId!, params.agentId!);
+      await s.agents.remove(agent);
+      // Teams forget it too, so a later team change cannot enrol a ghost.
+      for (const team of await s.teams.listAll(agent.accountId)) {
+        if (team.agentIds.includes(agent.id)) await s.teams.put({ ...team, agentIds: team.agentIds.filter((id) => id !== agent.id), updatedAt: new Date().toISOString() });
+      }
+      return undefined;
+    },
   });
   api.add({
     method: 'post', path: '/api/v1/accounts/:accountId/agents/:agentId/token', tag: 'Agents', auth: 'account', successStatus: 201,

@@ -39,6 +39,7 @@ if ARGV[9] == '1' then
     redis.call('DEL', waitingKey)
     drainQueue(prefix, accountId, 'default', channel, nowIso, nowMs)
   end
+  for _, channel in ipairs(routingChannels) do redis.call('DEL', queueKey(prefix, accountId, queueId, 'avail:' .. channel)) end
   redis.call('DEL', KEYS[1], membersKey, queueKey(prefix, accountId, queueId, 'turns'))
   return 0
 end

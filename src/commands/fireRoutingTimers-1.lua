@@ -26,30 +26,24 @@ local function offerExpired(convId, n)
   local convKey = prefix .. ':conv:' .. convId
   local f = redis.call('HMGET', convKey, 'status', 'accountId', 'channel', 'offeredTo', 'offerN')
   if f[1] ~= 'open' or not f[4] or f[5] ~= n then return end
-  redis.call('HDEL', convKey, 'offeredTo', 'offerExpiresMs')
-  redis.call('ZADD', convKey .. ':declined', nowMs, f[4])
-  redis.call('PEXPIRE', convKey .. ':declined', 86400000)
-  releaseCapacity(prefix, f[2], f[4], f[3], convId)
-  requeue(prefix, convKey, nowIso, nowMs)
+  letOfferGo(prefix, convKey, nowIso, nowMs)
   drainForAgent(prefix, f[2], f[4], nowIso, nowMs, f[3])
 end
 
-local function overflow(member, convId, gen, step)
+local function overflow(convId, gen, step)
   local convKey = prefix .. ':conv:' .. convId
   local f = redis.call('HMGET', convKey, 'status', 'assigneeId', 'offeredTo', 'routeGen', 'routeStep', 'routeTargets',
     'offerExpiresMs', 'waitingSinceMs')
   if f[1] ~= 'open' or (f[2] and f[2] ~= '') or f[4] ~= gen or f[5] ~= step then return end
-  if f[3] then
-    -- On offer right now: decide once the offer is answered or expires.
-    redis.call('ZADD', KEYS[1], tonumber(f[7]) + 1, member)
-    return
-  end
   local targets = cjson.decode(f[6])
   local nextStep = tonumber(step) + 1
   if not targets[nextStep] then return end
+  -- The team did not take it in time, offered or not: a pending offer is withdrawn and the next target gets it.
+  local withdrawn = withdrawOffer(prefix, convKey)
   leaveWaiting(prefix, convKey)
   redis.call('HSET', convKey, 'routeStep', nextStep)
   enqueue(prefix, convKey, targets[nextStep].queueId, tonumber(f[8] or nowMs), nowIso, nowMs)
+  if withdrawn then drainForAgent(prefix, redis.call('HGET', convKey, 'accountId'), withdrawn, nowIso, nowMs) end
 end
 
 local function autoAway(member, agentId)
@@ -69,7 +63,7 @@ for _, member in ipairs(due) do
   redis.call('ZREM', KEYS[1], member)
   local p = split(member)
   if p[1] == 'offer' then offerExpired(p[2], p[3])
-  elseif p[1] == 'overflow' then overflow(member, p[2], p[3], p[4])
+  elseif p[1] == 'overflow' then overflow(p[2], p[3], p[4])
   elseif p[1] == 'redrain' then drainQueue(prefix, p[2], p[3], p[4], nowIso, nowMs)
   elseif p[1] == 'away' then autoAway(member, p[2])
   end

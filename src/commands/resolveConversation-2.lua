@@ -20,6 +20,7 @@ local withdrawn = withdrawOffer(prefix, KEYS[1])
 redis.call('HSET', KEYS[1], 'status', 'resolved', 'resolvedAt', nowIso, 'resolvedAtMs', nowMs, 'resolvedBy', ARGV[3],
   'updatedAt', nowIso, 'assigneeId', '')
 redis.call('HDEL', KEYS[1], 'routed', 'waitingSince', 'waitingSinceMs')
+redis.call('HINCRBY', KEYS[1], 'routeGen', 1) -- timers of this life of the conversation no longer apply
 if redis.call('GET', KEYS[2]) == f[3] then redis.call('DEL', KEYS[2]) end
 redis.call('ZADD', prefix .. ':resolved', nowMs, f[3])
 local n = redis.call('HINCRBY', KEYS[1], 'resolutions', 1)

@@ -16,9 +16,11 @@
 local prefix, nowIso, nowMs = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local convKey = KEYS[1]
 if redis.call('EXISTS', convKey) == 0 then return {'missing'} end
-local f = redis.call('HMGET', convKey, 'status', 'id', 'accountId', 'channel', 'offeredTo', 'offerN')
+local f = redis.call('HMGET', convKey, 'status', 'id', 'accountId', 'channel', 'offeredTo', 'offerN', 'assigneeId')
 if f[1] ~= 'open' then return {'closed'} end
 local agentId = f[5]
+-- A repeated accept (a retry after a lost answer) finds the conversation already this agent's.
+if ARGV[5] == 'accept' and f[7] == ARGV[4] and ARGV[4] ~= '' then return {'assigned'} end
 if not agentId then return {'stale'} end
 if ARGV[5] == 'timeout' then
   if f[6] ~= ARGV[6] then return {'stale'} end
@@ -29,10 +31,6 @@ if ARGV[5] == 'accept' then
   assignTo(prefix, convKey, agentId, nowIso, nowMs, 'conversation.assigned', nil, nil, true)
   return {'assigned'}
 end
-redis.call('HDEL', convKey, 'offeredTo', 'offerExpiresMs')
-redis.call('ZADD', convKey .. ':declined', nowMs, agentId)
-redis.call('PEXPIRE', convKey .. ':declined', 86400000)
-releaseCapacity(prefix, f[3], agentId, f[4], f[2])
-requeue(prefix, convKey, nowIso, nowMs)
+letOfferGo(prefix, convKey, nowIso, nowMs)
 drainForAgent(prefix, f[3], agentId, nowIso, nowMs, f[4])
 return {'declined'}

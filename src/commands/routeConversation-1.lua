@@ -31,8 +31,9 @@ local firstQueue = targets[1].queueId
 local window = tonumber(ARGV[6])
 if window > 0 then
   local last = redis.call('HMGET', prefix .. ':contact:' .. f[7], 'lastAgentId', 'lastAgentMs')
-  if last[1] and nowMs - tonumber(last[2] or '0') <= window
-    and redis.call('HGET', agentKey(prefix, last[1]), 'accountId') == f[5] and hasRoom(prefix, last[1], f[6]) then
+  -- The last agent, if it serves the route's first queue (a rule's team is not bypassed) and has room.
+  if last[1] and nowMs - tonumber(last[2] or '0') <= window and queueStrategy(prefix, f[5], firstQueue) ~= 'manual'
+    and redis.call('SISMEMBER', queueKey(prefix, f[5], firstQueue, 'members'), last[1]) == 1 and hasRoom(prefix, last[1], f[6]) then
     redis.call('HSET', convKey, 'teamId', firstQueue)
     place(prefix, convKey, last[1], firstQueue, nowIso, nowMs)
     local c = redis.call('HMGET', convKey, 'assigneeId', 'offeredTo')

@@ -33,7 +33,10 @@ local extra = '"previousAssigneeId":' .. cjson.encode(previous) .. ',"previousTe
 if ARGV[5] ~= '' then extra = extra .. ',"note":' .. cjson.encode(ARGV[5]) end
 local envelope = emitEvent(prefix, f[4], 'evt_' .. f[3] .. '_t' .. n, 'conversation.transferred', conversationSource(f[4], f[6]),
   f[3], nowIso, conversationJson(convKey, extra), previous, f[7] or '')
+-- Not straight back to the agent who passed it on (it may wait for another member instead).
+excluded.agentId, excluded.convId = previous ~= '' and previous or withdrawn, f[3]
 local result = enqueue(prefix, convKey, queueId, tonumber(f[9] or nowMs), nowIso, nowMs)
 if previous ~= '' then drainForAgent(prefix, f[4], previous, nowIso, nowMs, f[5]) end
 if withdrawn then drainForAgent(prefix, f[4], withdrawn, nowIso, nowMs, f[5]) end
+excluded.agentId, excluded.convId = nil, nil
 return result

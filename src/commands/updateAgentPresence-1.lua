@@ -23,7 +23,11 @@ if ARGV[8] ~= '' then
 end
 if ARGV[9] ~= '' then
   redis.call('HSET', stateKey, 'autoAwayMs', ARGV[9])
-  if tonumber(ARGV[9]) == 0 then redis.call('ZREM', timersKey(prefix), 'away|' .. agentId) end
+  if tonumber(ARGV[9]) == 0 then
+    redis.call('ZREM', timersKey(prefix), 'away|' .. agentId)
+  elseif redis.call('HGET', stateKey, 'status') == 'online' then
+    redis.call('ZADD', timersKey(prefix), nowMs + tonumber(ARGV[9]), 'away|' .. agentId)
+  end
 end
 redis.call('HSETNX', stateKey, 'capacity', 0)
 redis.call('HSETNX', stateKey, 'load', 0)

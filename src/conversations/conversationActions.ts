@@ -70,7 +70,8 @@ export class ConversationActions {
       this.keys.prefix, new Date().toISOString(),
     ])) as string[];
     if (r[0] === 'conflict') throw conflict(`the contact already has an open conversation in this inbox: ${r[1]}`);
-    if (r[0] === 'reopened') {
+    // Routed when reopened, and on a repeated request if a crash came between the reopen and the routing.
+    if (r[0] === 'reopened' || (r[0] === 'already' && !(await this.redis.hget(this.keys.conversation(c.id), 'routed')))) {
       await this.router.routeConversation(accountId, c.id, { inboxId: c.inboxId, channel: c.channel as Channel, contactId: c.contactId, text: '' });
     }
     return this.open(accountId, conversationId);

@@ -1,5 +1,6 @@
 // An account's routing: the default queue's settings and its rules (first match wins), as zod schemas,
 // their validation against the account's teams, and the matching of a new conversation to a rule.
+import { RE2JS } from 're2js';
 import { z } from 'zod';
 import { channelSchema, type Channel } from '../schema/message.ts';
 
@@ -26,7 +27,8 @@ const ruleConditions = z.object({
     .describe('each attribute equals the value (or one of the values); e.g. {"vip": true, "language": ["zh", "zh-CN"]}'),
   contactTags: z.array(z.string().max(100)).min(1).max(50).optional().describe('the contact has at least one of these tags (attribute "tags")'),
   keywords: z.array(z.string().min(1).max(100)).min(1).max(100).optional().describe("the first message's text contains one (case-insensitive)"),
-  pattern: z.string().min(1).max(200).refine(isRegExp, 'a valid regular expression').optional().describe("the first message's text matches (case-insensitive)"),
+  pattern: z.string().min(1).max(200).refine(isRegExp, 'a valid RE2 regular expression (no backreferences or lookaround)').optional()
+    .describe("the first message's text matches (case-insensitive; RE2 syntax, matched in linear time)"),
   businessHours: z.object({ teamId: z.string().max(100), open: z.boolean() }).optional()
     .describe("the team's business hours are open (true) or closed (false) now"),
 }).strict();
@@ -62,8 +64,10 @@ export interface TeamHours { id: string; businessHours?: BusinessHours }
 /** Problems with settings that zod cannot see: unknown teams, overflow cycles, hours that do not exist. */
 export function routingProblems(settings: RoutingSettings, teams: Map<string, TeamHours>): string[] {
   const problems: string[] = [];
-  const checkTargets = (where: string, targets: { teamId: string }[]) => {
+  const checkTargets = (where: string, targets: { teamId: string; timeoutSeconds?: number }[]) => {
     const seen = new Set<string>();
+    const last = targets.at(-1);
+    if (last?.timeoutSeconds !== undefined) problems.push(`${where}.targets[${targets.length - 1}].timeoutSeconds: the last target has no next one to overflow to`);
     targets.forEach((t, i) => {
       if (t.teamId !== 'default' && !teams.has(t.teamId)) problems.push(`${where}.targets[${i}].teamId: unknown team ${t.teamId}`);
       if (seen.has(t.teamId)) problems.push(`${where}.targets[${i}].teamId: ${t.teamId} appears twice, overflow would cycle back to it`);
@@ -115,7 +119,7 @@ export function matchRule(rules: RoutingRule[], context: RoutingContext, teams: 
       (Array.isArray(wanted) ? wanted : [wanted]).some((v) => context.contactAttributes[name] === v))) &&
     (!when.contactTags || hasAnyTag(context.contactAttributes.tags, when.contactTags)) &&
     (!when.keywords || when.keywords.some((k) => lower.includes(k.toLowerCase()))) &&
-    (!when.pattern || new RegExp(when.pattern, 'i').test(text)) &&
+    (!when.pattern || compiled(when.pattern).matcher(text).find()) &&
     (!when.businessHours || isOpen(teams.get(when.businessHours.teamId)?.businessHours, context.now) === when.businessHours.open));
 }
 
@@ -139,6 +143,19 @@ function isTimeZone(zone: string): boolean {
   try { new Intl.DateTimeFormat('en-US', { timeZone: zone }); return true; } catch { return false; }
 }
 
+// Patterns are the accounts' own: RE2 (re2js, pure JS) matches in linear time, so no pattern can stall
+// the shared workers the way a backtracking one (`^(a|a)+$`) would.
+const compiledPatterns = new Map<string, RE2JS>();
+function compiled(pattern: string): RE2JS {
+  let re = compiledPatterns.get(pattern);
+  if (!re) {
+    if (compiledPatterns.size > 1000) compiledPatterns.clear();
+    re = RE2JS.compile(pattern, RE2JS.CASE_INSENSITIVE);
+    compiledPatterns.set(pattern, re);
+  }
+  return re;
+}
+
 function isRegExp(pattern: string): boolean {
-  try { new RegExp(pattern); return true; } catch { return false; }
+  try { compiled(pattern); return true; } catch { return false; }
 }

@@ -22,7 +22,8 @@ export const agentSchema = z.object({
   capacities: z.partialRecord(channelSchema, z.number().int().min(0).max(1000)).optional()
     .describe('per channel, e.g. {"webchat": 5, "email": 20}; a channel not named uses capacity'),
   skills: z.array(z.string().trim().min(1).max(100)).max(100).optional().describe('labels for supervisors and team building'),
-  autoAwaySeconds: z.number().int().min(0).max(86_400).optional().describe('online with no activity this long becomes away; 0 or absent = off'),
+  autoAwaySeconds: z.number().int().refine((n) => n === 0 || (n >= 30 && n <= 86_400), '0 (off) or 30 to 86400').optional()
+    .describe('online with no activity (socket frames) this long becomes away; 0 or absent = off'),
   createdAt: z.string(),
   updatedAt: z.string(),
 });

@@ -179,12 +179,23 @@ describe('routing flows: overflow, business hours, offers, transfer, sticky, reo
 
   it('sets an inactive agent away after its auto-away period, with an event', async () => {
     const f = await RoutingFixture.create(t);
-    const sleepy = await f.agent('Sleepy', 2, { autoAwaySeconds: 1 });
+    const sleepy = await f.agent('Sleepy', 2, { autoAwaySeconds: 30 });
+    expect((await f.call('PATCH', `/agents/${sleepy.id}`, { autoAwaySeconds: 5 })).status).toBe(400);
+    // Half a minute passes without a frame from the agent (the clock is moved, not waited for).
+    const { redis, keys } = t.gateway;
+    await redis.hset(keys.agentState(sleepy.id), 'lastActivityMs', Date.now() - 31_000);
+    expect(await redis.zscore(keys.routingTimers, `away|${sleepy.id}`)).not.toBeNull();
+    await redis.zadd(keys.routingTimers, Date.now(), `away|${sleepy.id}`);
     const changed = await waitFor(() => f.events(), (e) => e.some((x) => x.type === 'agent.status_changed' && x.subject === sleepy.id && x.data.status === 'away'), 'auto-away', 6000);
     expect(changed.filter((e) => e.type === 'agent.status_changed' && e.subject === sleepy.id).at(-1)!.data)
       .toMatchObject({ status: 'away', previousStatus: 'online', reason: 'inactive' });
     // Away takes no new conversations.
     expect(await f.assignees([await f.newConversation()])).toEqual([null]);
+    // An agent who was active recently is left online: the timer moves to its new deadline.
+    const busy = await f.agent('Busy', 2, { autoAwaySeconds: 30 });
+    await redis.zadd(keys.routingTimers, Date.now(), `away|${busy.id}`);
+    await waitFor(() => redis.zscore(keys.routingTimers, `away|${busy.id}`), (score) => Number(score) > Date.now() + 20_000, 'the timer pushed back', 6000);
+    expect(await f.state(busy.id)).toMatchObject({ status: 'online' });
   });
 
   it('refuses bad routing settings, teams and agents with a clear 400, changing nothing', async () => {

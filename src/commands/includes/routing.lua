@@ -14,6 +14,9 @@
 
 local routingChannels = { 'webchat', 'wechat', 'sms', 'email' }
 local priorityBand = 10000000000000
+-- Least busy scores load, then idle time: ms since 2024 stay below the load band (for decades), and
+-- load up to the 1,000 capacity maximum keeps the score an exact double.
+local loadBand, idleEpochMs = 1000000000000, 1704067200000
 
 local function queueKey(prefix, accountId, queueId, part)
   return prefix .. ':acc:' .. accountId .. ':q:' .. queueId .. ':' .. part
@@ -53,7 +56,7 @@ local function availScore(prefix, accountId, queueId, strategy, agentId, channel
   end
   local last = tonumber(redis.call('HGET', agentKey(prefix, agentId), 'lastAssignedMs') or '0')
   if strategy == 'longest_idle' then return last end
-  return loadFor(prefix, agentId, channel) * priorityBand + last
+  return loadFor(prefix, agentId, channel) * loadBand + math.max(0, last - idleEpochMs)
 end
 
 -- refreshAgentInQueue / refreshAgent: keep the agent in each avail set exactly when it can take more.
@@ -68,6 +71,8 @@ local function agentSnapshot(prefix, agentId)
 end
 local function refreshAgentInQueue(prefix, accountId, queueId, agentId, snap)
   local strategy = queueStrategy(prefix, accountId, queueId)
+  -- Only members: a conversation of this queue held by an outsider (sticky, manual) must not enrol them.
+  if redis.call('SISMEMBER', queueKey(prefix, accountId, queueId, 'members'), agentId) == 0 then strategy = 'manual' end
   local s = snap or agentSnapshot(prefix, agentId)
   local last = tonumber(s[3] or '0')
   for i, channel in ipairs(routingChannels) do
@@ -79,7 +84,7 @@ local function refreshAgentInQueue(prefix, accountId, queueId, agentId, snap)
       if strategy == 'round_robin' then
         score = tonumber(redis.call('HGET', queueKey(prefix, accountId, queueId, 'turns'), agentId) or '0')
       elseif strategy == 'longest_idle' then score = last
-      else score = load * priorityBand + last end
+      else score = load * loadBand + math.max(0, last - idleEpochMs) end
       redis.call('ZADD', availKey, score, agentId)
     else
       redis.call('ZREM', availKey, agentId)
@@ -142,6 +147,15 @@ local function leaveWaiting(prefix, convKey, f)
   end
 end
 
+-- advanceTurn: in a round-robin queue, the agent just given one (assigned or offered) goes to the back.
+local function advanceTurn(prefix, accountId, queueId, agentId)
+  if queueStrategy(prefix, accountId, queueId) ~= 'round_robin' then return end
+  if redis.call('SISMEMBER', queueKey(prefix, accountId, queueId, 'members'), agentId) == 0 then return end
+  local turn = redis.call('HINCRBY', queueKey(prefix, accountId, queueId, 'cfg'), 'turn', 1)
+  redis.call('HSET', queueKey(prefix, accountId, queueId, 'turns'), agentId, turn)
+  refreshAgentInQueue(prefix, accountId, queueId, agentId)
+end
+
 -- assignTo: the agent now holds the conversation. `reserved` says its capacity was taken by an offer.
 local function assignTo(prefix, convKey, agentId, nowIso, nowMs, eventType, previousAgentId, note, reserved)
   local f = redis.call('HMGET', convKey, 'id', 'accountId', 'inboxId', 'channel', 'contactId', 'teamId', 'visitorHint')
@@ -150,11 +164,7 @@ local function assignTo(prefix, convKey, agentId, nowIso, nowMs, eventType, prev
   if not reserved then takeCapacity(prefix, accountId, agentId, channel, convId, nowMs) end
   if queueId and queueId ~= '' then
     notePace(prefix, accountId, queueId, nowMs)
-    if queueStrategy(prefix, accountId, queueId) == 'round_robin' then
-      local turn = redis.call('HINCRBY', queueKey(prefix, accountId, queueId, 'cfg'), 'turn', 1)
-      redis.call('HSET', queueKey(prefix, accountId, queueId, 'turns'), agentId, turn)
-      refreshAgentInQueue(prefix, accountId, queueId, agentId)
-    end
+    if not reserved then advanceTurn(prefix, accountId, queueId, agentId) end
   end
   redis.call('HSET', convKey, 'assigneeId', agentId, 'assignedAt', nowIso, 'updatedAt', nowIso)
   redis.call('HDEL', convKey, 'offeredTo', 'offerExpiresMs', 'waitingSince', 'waitingSinceMs')
@@ -173,10 +183,11 @@ end
 -- offerTo: the agent's capacity is reserved and it has offerTimeoutMs to accept; the customer keeps
 -- their place (the queue score stays on the conversation). Only the agent is told (live feed).
 local function offerTo(prefix, convKey, agentId, nowIso, nowMs, timeoutMs)
-  local f = redis.call('HMGET', convKey, 'id', 'accountId', 'inboxId', 'channel', 'visitorHint')
+  local f = redis.call('HMGET', convKey, 'id', 'accountId', 'inboxId', 'channel', 'visitorHint', 'teamId')
   local convId, accountId = f[1], f[2]
   leaveWaiting(prefix, convKey)
   takeCapacity(prefix, accountId, agentId, f[4], convId, nowMs)
+  if f[6] and f[6] ~= '' then advanceTurn(prefix, accountId, f[6], agentId) end
   local n = redis.call('HINCRBY', convKey, 'offers', 1)
   local expires = nowMs + timeoutMs
   redis.call('HSET', convKey, 'offeredTo', agentId, 'offerExpiresMs', expires, 'offerN', n, 'updatedAt', nowIso)
@@ -207,12 +218,22 @@ local function declinedRecently(prefix, accountId, queueId, convId, agentId, now
   return tonumber(declinedAt) > nowMs - cooldown
 end
 
--- pickAgent: the best agent with room in the queue for this conversation.
+-- excluded: within one script run, the agent a conversation was just transferred away from is not
+-- handed it straight back.
+local excluded = { agentId = nil, convId = nil }
+local function isExcluded(agentId, convId) return excluded.agentId == agentId and excluded.convId == convId end
+
+-- pickAgent: the best agent with room in the queue for this conversation. Each candidate's room is
+-- checked again, and a stale avail entry is dropped, so the avail sets can never overfill an agent.
 local function pickAgent(prefix, accountId, queueId, channel, convId, nowMs)
   local availKey = queueKey(prefix, accountId, queueId, 'avail:' .. channel)
-  if redis.call('EXISTS', prefix .. ':conv:' .. convId .. ':declined') == 0 then return redis.call('ZRANGE', availKey, 0, 0)[1] end
+  local hasDeclined = redis.call('EXISTS', prefix .. ':conv:' .. convId .. ':declined') == 1
   for _, agentId in ipairs(redis.call('ZRANGE', availKey, 0, 99)) do
-    if not declinedRecently(prefix, accountId, queueId, convId, agentId, nowMs) then return agentId end
+    if not hasRoom(prefix, agentId, channel) then
+      redis.call('ZREM', availKey, agentId)
+    elseif not isExcluded(agentId, convId) and not (hasDeclined and declinedRecently(prefix, accountId, queueId, convId, agentId, nowMs)) then
+      return agentId
+    end
   end
   return nil
 end
@@ -274,7 +295,7 @@ local function drainForAgentNow(prefix, accountId, agentId, nowIso, nowMs, onlyC
           for i = 1, #heads, 2 do
             local convId, score = heads[i], tonumber(heads[i + 1])
             if bestScore and score >= bestScore then break end
-            if stillWaiting(prefix, waitingKey, convId, queueId)
+            if stillWaiting(prefix, waitingKey, convId, queueId) and not isExcluded(agentId, convId)
               and not declinedRecently(prefix, accountId, queueId, convId, agentId, nowMs) then
               bestQueue, bestConv, bestScore = queueId, convId, score
               break
@@ -309,6 +330,7 @@ local function estimatedWaitSeconds(prefix, accountId, queueId, position)
 end
 
 -- scheduleOverflow: while the conversation waits in route step `step`, its timeout moves it on.
+-- Scheduled once per step (NX): a requeue within the step (a declined offer) keeps the deadline.
 local function scheduleOverflow(prefix, convKey, nowMs)
   local f = redis.call('HMGET', convKey, 'id', 'routeTargets', 'routeStep', 'routeGen')
   if not f[2] then return end
@@ -316,7 +338,7 @@ local function scheduleOverflow(prefix, convKey, nowMs)
   local step = tonumber(f[3])
   local target = targets[step]
   if step < #targets and target and (target.timeoutMs or 0) > 0 then
-    redis.call('ZADD', timersKey(prefix), nowMs + target.timeoutMs, 'overflow|' .. f[1] .. '|' .. f[4] .. '|' .. step)
+    redis.call('ZADD', timersKey(prefix), 'NX', nowMs + target.timeoutMs, 'overflow|' .. f[1] .. '|' .. f[4] .. '|' .. step)
   end
 end
 
@@ -327,10 +349,16 @@ end
 local function enqueue(prefix, convKey, queueId, waitingSinceMs, nowIso, nowMs)
   local f = redis.call('HMGET', convKey, 'id', 'accountId', 'inboxId', 'channel', 'priority', 'visitorHint')
   local convId, accountId, channel = f[1], f[2], f[4]
+  -- A team deleted since the route was chosen: its conversations go to the default queue.
+  if queueId ~= 'default' and redis.call('EXISTS', queueKey(prefix, accountId, queueId, 'cfg')) == 0 then
+    queueId = 'default'
+    redis.call('HSET', convKey, 'routeTargets', '[{"queueId":"default","timeoutMs":0}]', 'routeStep', 1)
+  end
   local priority = tonumber(f[5] or '0')
   local score = (100 - priority) * priorityBand + waitingSinceMs
   redis.call('ZADD', queueKey(prefix, accountId, queueId, 'waiting:' .. channel), score, convId)
   redis.call('HSET', convKey, 'teamId', queueId, 'waitingSinceMs', waitingSinceMs)
+  scheduleOverflow(prefix, convKey, nowMs)
   drainQueue(prefix, accountId, queueId, channel, nowIso, nowMs)
   local c = redis.call('HMGET', convKey, 'assigneeId', 'offeredTo')
   if c[1] and c[1] ~= '' then return {'assigned', c[1]} end
@@ -342,7 +370,6 @@ local function enqueue(prefix, convKey, queueId, waitingSinceMs, nowIso, nowMs)
   emitEvent(prefix, accountId, 'evt_' .. convId .. '_q' .. n, 'conversation.queued', conversationSource(accountId, f[3]),
     convId, nowIso, conversationJson(convKey, '"position":' .. position .. ',"estimatedWaitSeconds":'
       .. cjson.encode(estimatedWaitSeconds(prefix, accountId, queueId, position))), '', f[6] or '')
-  scheduleOverflow(prefix, convKey, nowMs)
   return {'queued', tostring(position)}
 end
 
@@ -359,11 +386,41 @@ local function withdrawOffer(prefix, convKey)
   return nil
 end
 
+-- requeue: a conversation whose agent let go of it (declined offer, removed agent) waits again in its
+-- queue, keeping the time it started waiting when it had one.
+local function requeue(prefix, convKey, nowIso, nowMs)
+  local f = redis.call('HMGET', convKey, 'teamId', 'waitingSinceMs')
+  local queueId = f[1]
+  if not queueId or queueId == '' then queueId = 'default' end
+  return enqueue(prefix, convKey, queueId, tonumber(f[2] or nowMs), nowIso, nowMs)
+end
+
+-- letOfferGo: the agent declined the offer, let it expire or went away: its reserved capacity is
+-- freed, it is passed over for this conversation for one offer period, and the conversation goes
+-- back to its place in line and on to the next agent with room.
+local function letOfferGo(prefix, convKey, nowIso, nowMs)
+  local f = redis.call('HMGET', convKey, 'id', 'accountId', 'channel', 'offeredTo')
+  if not f[4] then return nil end
+  redis.call('HDEL', convKey, 'offeredTo', 'offerExpiresMs')
+  redis.call('ZADD', convKey .. ':declined', nowMs, f[4])
+  redis.call('PEXPIRE', convKey .. ':declined', 86400000)
+  releaseCapacity(prefix, f[2], f[4], f[3], f[1])
+  requeue(prefix, convKey, nowIso, nowMs)
+  return f[4]
+end
+
 -- setAgentStatus: one status move, with its agent.status_changed event; online drains the queues into the agent.
 local function setAgentStatus(prefix, accountId, agentId, status, nowIso, nowMs, reason)
   local stateKey = agentKey(prefix, agentId)
   local previous = redis.call('HGET', stateKey, 'status') or 'offline'
   redis.call('HSET', stateKey, 'status', status)
+  if status ~= 'online' and previous == 'online' then
+    -- Offers pending with an agent who stepped away go on to others at once.
+    for _, convId in ipairs(redis.call('SMEMBERS', stateKey .. ':convs')) do
+      local convKey = prefix .. ':conv:' .. convId
+      if redis.call('HGET', convKey, 'offeredTo') == agentId then letOfferGo(prefix, convKey, nowIso, nowMs) end
+    end
+  end
   if status ~= previous then
     redis.call('HSET', stateKey, 'statusSince', nowIso)
     if status == 'online' then
@@ -378,13 +435,4 @@ local function setAgentStatus(prefix, accountId, agentId, status, nowIso, nowMs,
   refreshAgent(prefix, accountId, agentId)
   if status == 'online' then drainForAgent(prefix, accountId, agentId, nowIso, nowMs) end
   return previous
-end
-
--- requeue: a conversation whose agent let go of it (declined offer, removed agent) waits again in its
--- queue, keeping the time it started waiting when it had one.
-local function requeue(prefix, convKey, nowIso, nowMs)
-  local f = redis.call('HMGET', convKey, 'teamId', 'waitingSinceMs')
-  local queueId = f[1]
-  if not queueId or queueId == '' then queueId = 'default' end
-  return enqueue(prefix, convKey, queueId, tonumber(f[2] or nowMs), nowIso, nowMs)
 end
