@@ -18,6 +18,7 @@ import { registerOperationsRoutes, workerHeartbeatMs } from './api/operationsRou
 import { registerUnbuiltProviderRoutes } from './api/providerRoutes.ts';
 import type { ApiServices } from './api/services.ts';
 import { registerWebhookRoutes } from './api/webhookRoutes.ts';
+import { ContactUpdates } from './contacts/contactUpdates.ts';
 import { ConversationActions } from './conversations/conversationActions.ts';
 import { ConversationStore } from './conversations/conversationStore.ts';
 import { RetentionSweeper } from './conversations/retentionSweeper.ts';
@@ -46,6 +47,7 @@ import { RecordStore } from './store/recordStore.ts';
 import { AccountDirectory } from './tenancy/accounts.ts';
 import { AgentDirectory } from './tenancy/agents.ts';
 import { VisitorChannel } from './webchat/visitorChannel.ts';
+import { WechatChannel } from './wechat/wechatChannel.ts';
 
 export const version = '0.2.0';
 
@@ -86,8 +88,9 @@ export async function createGateway(options: GatewayOptions) {
   const actions = new ConversationActions(redis, keys, conversations, queues.outbound, router);
   const webhooks = new WebhookSubscriptions(redis, keys, secretBox);
   const acceptor = new InboundAcceptor(producerRedis, keys, queues.inbound);
+  const contacts = new ContactUpdates(redis, keys, settings.messageRetentionDays * 86400);
   const services: ApiServices = {
-    redis, keys, queues, accounts, agents, inboxes, conversations, actions, webhooks, teams, router,
+    redis, keys, queues, accounts, agents, inboxes, conversations, actions, webhooks, teams, router, contacts,
   };
   const adapters: Record<string, ChannelAdapter> = { webchat: new WebchatAdapter() };
 
@@ -121,6 +124,7 @@ export async function createGateway(options: GatewayOptions) {
       summary: "An agent's live stream (token in Authorization: Bearer, or ?token=)",
     });
     visitorChannel.registerRoutes(registry);
+    new WechatChannel({ inboxes, acceptor, log }).registerRoutes(registry);
     registerUnbuiltProviderRoutes(registry, services);
     registerDemoRoutes(registry, services, publicUrl);
     registerAgentConsoleRoute(registry);
@@ -162,7 +166,7 @@ export async function createGateway(options: GatewayOptions) {
 
   async function startWorkers() {
     const processors: Record<QueueName, Processor> = {
-      inbound: createIngestProcessor({ redis, keys, retentionSeconds: settings.messageRetentionDays * 86400, router }),
+      inbound: createIngestProcessor({ redis, keys, retentionSeconds: settings.messageRetentionDays * 86400, router, contacts }),
       outbound: createOutboundProcessor({ redis, keys, log, conversations, inboxes, adapters }),
       webhooks: createWebhookProcessor({ subscriptions: webhooks, log, allowPrivateTargets: settings.webhookPrivateTargets === 'allow' }),
     };

@@ -16,6 +16,14 @@ export const inboundJobSchema = z.object({
 });
 export type InboundJob = z.infer<typeof inboundJobSchema>;
 
+/** A channel event that describes the contact rather than speaking to an agent (WeChat subscribe, SCAN…). */
+export const contactJobSchema = z.object({
+  accountId: z.string(), inboxId: z.string(), channel: z.enum(['wechat', 'sms', 'email', 'webchat']),
+  channelId: z.string().min(1).max(512), externalId: z.string().min(1).max(1000), event: z.string().min(1).max(100),
+  attributes: z.record(z.string(), z.unknown()), sentAt: z.string(),
+});
+export type ContactJob = z.infer<typeof contactJobSchema>;
+
 export const outboundJobSchema = z.object({ accountId: z.string(), messageId: z.string() });
 export type OutboundJob = z.infer<typeof outboundJobSchema>;
 

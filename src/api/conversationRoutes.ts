@@ -31,12 +31,13 @@ export function registerConversationRoutes(api: ApiRegistry, s: ApiServices): vo
   api.add({
     method: 'patch', path: `${base}/contacts/:contactId`, tag: 'Contacts', auth: 'accountOrAgent', response: contactSchema,
     body: z.object({ name: z.string().max(200).optional(), attributes: z.record(z.string(), z.unknown()).optional() }),
-    summary: "Change a contact's name or attributes",
+    summary: "Change a contact's name or attributes (merged into the existing ones; emits contact.updated)",
     handler: async (_ctx, { params, body }) => {
       const contact = await s.conversations.contact(params.accountId!, params.contactId!);
       if (!contact) throw notFound('contact');
-      if (body.attributes && JSON.stringify(body.attributes).length > 16_384) throw badRequest('attributes: at most 16 KiB');
-      return s.conversations.updateContact(contact, body);
+      if (body.attributes && JSON.stringify({ ...contact.attributes, ...body.attributes }).length > 16_384) throw badRequest('attributes: at most 16 KiB');
+      if (!(await s.contacts.update(params.accountId!, contact.id, body))) throw notFound('contact');
+      return (await s.conversations.contact(params.accountId!, contact.id)) ?? Promise.reject(notFound('contact'));
     },
   });
 

@@ -6,8 +6,6 @@ import type { InboxType } from '../inboxes/inboxTypes.ts';
 import type { ApiServices } from './services.ts';
 
 const providerRoutes: { method: 'get' | 'post'; path: string; type: InboxType; summary: string }[] = [
-  { method: 'get', path: '/wechat/:inboxId', type: 'wechat', summary: 'WeChat Official Account server URL check (echostr)' },
-  { method: 'post', path: '/wechat/:inboxId', type: 'wechat', summary: 'WeChat Official Account message push (plain, compatible, safe mode)' },
   { method: 'post', path: '/wechatpay/:inboxId/notify', type: 'wechatpay', summary: 'WeChat Pay API v3 notifications' },
   { method: 'post', path: '/sms/:inboxId/inbound', type: 'sms', summary: 'Inbound SMS (the inbox says which provider)' },
   { method: 'post', path: '/sms/:inboxId/status', type: 'sms', summary: 'SMS delivery receipts' },

@@ -1,5 +1,6 @@
 // What the API routes are given: the gateway's services, nothing else.
 import type { Queues } from '../queues.ts';
+import type { ContactUpdates } from '../contacts/contactUpdates.ts';
 import type { ConversationActions } from '../conversations/conversationActions.ts';
 import type { ConversationStore } from '../conversations/conversationStore.ts';
 import type { WebhookSubscriptions } from '../events/webhookSubscriptions.ts';
@@ -21,6 +22,7 @@ export interface ApiServices {
   inboxes: InboxDirectory;
   teams: RecordStore<TeamRecord>;
   router: Router;
+  contacts: ContactUpdates;
   conversations: ConversationStore;
   actions: ConversationActions;
   webhooks: WebhookSubscriptions;

@@ -22,7 +22,8 @@ export type ScriptName =
   | 'fireRoutingTimers'
   | 'createOutboundMessage'
   | 'updateMessageStatus'
-  | 'purgeConversation';
+  | 'purgeConversation'
+  | 'updateContact';
 
 interface LoadedScript { lua: string; numberOfKeys: number }
 

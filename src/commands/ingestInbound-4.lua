@@ -16,10 +16,12 @@
   A message within the account's reopen window (reopenWindowMs in its default queue's cfg) after the
   contact's last conversation was resolved reopens it (conversation.reopened) instead of starting one.
 
-  Returns {messageId, contactId, conversationId, duplicate, assigneeId, contactCreated, conversationCreated, reopened}
+  Returns {messageId, contactId, conversationId, duplicate, assigneeId, contactCreated, conversationCreated, reopened,
+    needsRouting (1: open and not routed yet, also after a crash between this script and the routing)}
 ]]
 --- @include "emitEvent"
 --- @include "messageJson"
+--- @include "contact"
 
 local prefix, accountId, inboxId, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local nowIso = ARGV[10]
@@ -27,25 +29,12 @@ local nowIso = ARGV[10]
 local existing = redis.call('GET', KEYS[1])
 if existing then
   local f = redis.call('HMGET', prefix .. ':msg:' .. existing, 'contactId', 'conversationId', 'contactCreated', 'conversationCreated')
-  local assignee = redis.call('HGET', prefix .. ':conv:' .. f[2], 'assigneeId') or ''
-  return {existing, f[1], f[2], 1, assignee, tonumber(f[3]), tonumber(f[4]), 0}
+  local c = redis.call('HMGET', prefix .. ':conv:' .. f[2], 'assigneeId', 'status', 'routed')
+  local assignee = c[1] or ''
+  return {existing, f[1], f[2], 1, assignee, tonumber(f[3]), tonumber(f[4]), 0, (c[2] == 'open' and c[3] ~= '1') and 1 or 0}
 end
 
-local contactId = redis.call('GET', KEYS[2])
-local contactCreated = 0
-if not contactId then
-  contactId = ARGV[8]
-  contactCreated = 1
-  redis.call('SET', KEYS[2], contactId)
-  local contactKey = prefix .. ':contact:' .. contactId
-  redis.call('HSET', contactKey, 'id', contactId, 'accountId', accountId, 'channel', channel,
-    'channelId', ARGV[5], 'name', ARGV[6], 'inboxId', inboxId, 'createdAt', nowIso, 'updatedAt', nowIso)
-  redis.call('ZADD', prefix .. ':acc:' .. accountId .. ':contacts', 0, contactId)
-  local contactData = cjson.encode({ id = contactId, accountId = accountId, channel = channel,
-    channelId = ARGV[5], name = ARGV[6], createdAt = nowIso })
-  emitEvent(prefix, accountId, 'evt_' .. contactId .. '_c', 'contact.created', '/accounts/' .. accountId,
-    contactId, nowIso, contactData, '', '')
-end
+local contactId, contactCreated = ensureContact(prefix, KEYS[2], ARGV[8], accountId, channel, ARGV[5], ARGV[6], inboxId, nowIso)
 
 local convId = redis.call('GET', KEYS[3])
 local convCreated, reopened = 0, 0
@@ -90,7 +79,8 @@ redis.call('HSET', msgKey, 'body', ARGV[12], 'accountId', accountId, 'conversati
 redis.call('ZADD', prefix .. ':conv:' .. convId .. ':msgs', seq, messageId)
 redis.call('SET', KEYS[1], messageId, 'EX', tonumber(ARGV[15]))
 redis.call('HSET', convKey, 'lastMessageAt', nowIso, 'updatedAt', nowIso)
-local assignee = redis.call('HGET', convKey, 'assigneeId') or ''
+local c = redis.call('HMGET', convKey, 'assigneeId', 'routed')
+local assignee = c[1] or ''
 emitEvent(prefix, accountId, 'evt_' .. messageId .. '_r', 'message.received', conversationSource(accountId, inboxId),
   convId, nowIso, messageJson(msgKey), assignee, ARGV[13])
-return {messageId, contactId, convId, 0, assignee, contactCreated, convCreated, reopened}
+return {messageId, contactId, convId, 0, assignee, contactCreated, convCreated, reopened, c[2] ~= '1' and 1 or 0}

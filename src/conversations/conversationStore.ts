@@ -126,12 +126,6 @@ export class ConversationStore {
     return contactFromHash(f);
   }
 
-  async updateContact(contact: Contact, change: { name?: string; attributes?: Record<string, unknown> }): Promise<Contact> {
-    const next = { ...contact, ...change, updatedAt: new Date().toISOString() };
-    await this.redis.hset(this.keys.contact(contact.id), 'name', next.name, 'attributes', JSON.stringify(next.attributes), 'updatedAt', next.updatedAt);
-    return next;
-  }
-
   async listContacts(accountId: string, options: { cursor?: string; limit: number }): Promise<Page<Contact>> {
     return listByIndex(this.redis, this.keys.accountIndex(accountId, 'contacts'), options, async (ids) => {
       const pipeline = this.redis.pipeline();

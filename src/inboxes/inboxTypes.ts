@@ -18,7 +18,10 @@ export const inboxTypes = {
   },
   wechat: {
     channel: 'wechat',
-    settings: z.object({ apiBaseUrl }).strict(),
+    settings: z.object({
+      apiBaseUrl,
+      welcomeText: z.string().min(1).max(600).optional().describe('sent as the passive reply to a new follower (subscribe)'),
+    }).strict(),
     credentials: z.object({
       appId: z.string().min(1), appSecret: z.string().min(1), token: z.string().min(3).max(32),
       encodingAESKey: z.string().length(43).optional(),

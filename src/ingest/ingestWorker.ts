@@ -5,7 +5,8 @@ import type { Redis } from 'ioredis';
 import { runScript } from '../commands/index.ts';
 import { keyDigest, newId } from '../ids.ts';
 import type { Keyspace } from '../redis/keys.ts';
-import { inboundJobSchema } from '../queues.ts';
+import { contactJobSchema, inboundJobSchema } from '../queues.ts';
+import type { ContactUpdates } from '../contacts/contactUpdates.ts';
 import type { Router } from '../routing/router.ts';
 
 export interface IngestResult {
@@ -13,10 +14,11 @@ export interface IngestResult {
 }
 
 export function createIngestProcessor(deps: {
-  redis: Redis; keys: Keyspace; retentionSeconds: number; router: Router;
+  redis: Redis; keys: Keyspace; retentionSeconds: number; router: Router; contacts: ContactUpdates;
 }) {
   const { redis, keys, router } = deps;
-  return async function processInbound(job: Job): Promise<IngestResult> {
+  return async function processInbound(job: Job): Promise<IngestResult | 'updated' | 'duplicate'> {
+    if (job.name === 'contact') return deps.contacts.applyChannelEvent(contactJobSchema.parse(job.data));
     const data = inboundJobSchema.parse(job.data);
     const m = data.message;
     const identity = keyDigest(m.from.channelId);
@@ -33,14 +35,13 @@ export function createIngestProcessor(deps: {
       keys.prefix, m.accountId, m.inboxId, m.channel, m.from.channelId, data.contactName, data.messageId,
       newId('ct'), newId('cv'), new Date().toISOString(), data.seq, body, data.visitorHint,
       keys.sequence(m.inboxId, identity), deps.retentionSeconds, Date.now(),
-    ])) as [string, string, string, number, string, number, number, number];
+    ])) as [string, string, string, number, string, number, number, number, number];
     const result: IngestResult = {
       messageId: r[0], contactId: r[1], conversationId: r[2], duplicate: r[3] === 1, assigneeId: r[4],
     };
-    const startsRouting = r[6] === 1 || r[7] === 1;
-    // Routed in the same job (no extra queue hop for a first message). A retry after a crash routes
-    // again: routeConversation leaves a routed conversation as it is.
-    if (!result.assigneeId && (startsRouting || result.duplicate)) {
+    // Routed in the same job (no extra queue hop for a first message). Any later message of a
+    // conversation left unrouted (a crash between the two steps) routes it too.
+    if (r[8] === 1) {
       await router.routeConversation(m.accountId, result.conversationId, {
         inboxId: m.inboxId, channel: m.channel, contactId: result.contactId,
         text: m.content.text ?? m.content.event?.key ?? m.content.event?.name ?? '',

@@ -99,7 +99,7 @@ describe('ingest: accepting and storing inbound messages', () => {
 
     // A redelivered job (crash after the script, before the ack) runs the processor again: twice, at once.
     const processInbound = createIngestProcessor({
-      redis: t.gateway.redis, keys: t.gateway.keys, retentionSeconds: 3600, router: t.gateway.services.router,
+      redis: t.gateway.redis, keys: t.gateway.keys, retentionSeconds: 3600, router: t.gateway.services.router, contacts: t.gateway.services.contacts,
     });
     const job = (data: InboundJob) => ({ data }) as unknown as Job;
     const data: InboundJob = { messageId: first.messageId, seq: first.seq, receivedAt: new Date().toISOString(), contactName: '', visitorHint: '', message };

@@ -109,7 +109,7 @@ describe('events: CloudEvents envelopes with stable ids, one per change', () => 
     // Repeat every change: redelivered ingest job, routing job, status receipt, resolve, presence. Nothing new appears.
     const { redis, keys } = t.gateway;
     const { router } = t.gateway.services;
-    const processInbound = createIngestProcessor({ redis, keys, retentionSeconds: 3600, router });
+    const processInbound = createIngestProcessor({ redis, keys, retentionSeconds: 3600, router, contacts: t.gateway.services.contacts });
     await processInbound({ data: {
       messageId: firstMessage.messageId, seq: firstMessage.seq, receivedAt: new Date().toISOString(), contactName: 'Vic', visitorHint: '',
       message: visitorMessage(tenant, visitorId, `${visitorId}/1`, 'I need help'),

@@ -1,0 +1,127 @@
+// The WeChat Official Account server URL: the URL check (GET) and message pushes (POST) in plain,
+// compatible and safe mode. A push is answered `success` (or a passive reply) only once its message
+// is durably queued, and never after WeChat's 5 s deadline: a late answer shows the user an error, no
+// answer makes WeChat retry, and the retry is deduplicated by the provider's id.
+import type { Context } from 'koa';
+import { decryptWechatMessage, encryptedReplyXml, verifyWechatSignature, WechatCryptoError } from '../../adapters/wechat/wechatCrypto.ts';
+import { normalizeWechatPush, parseWechatXml, passiveTextReply, WechatPayloadError } from '../../adapters/wechat/wechatInbound.ts';
+import type { ApiRegistry } from '../http/apiRoutes.ts';
+import { badRequest, HttpError, notFound } from '../http/errors.ts';
+import type { InboxDirectory, InboxRecord } from '../inboxes/inboxDirectory.ts';
+import type { InboundAcceptor } from '../ingest/acceptInbound.ts';
+import type { Logger } from '../logger.ts';
+
+interface WechatCredentials { appId: string; appSecret: string; token: string; encodingAESKey?: string }
+
+/** WeChat gives up after 5 s; what is not queued by then is left for its retry. */
+export const wechatAnswerDeadlineMs = 4500;
+
+export class WechatChannel {
+  constructor(private readonly deps: { inboxes: InboxDirectory; acceptor: InboundAcceptor; log: Logger; deadlineMs?: number }) {}
+
+  registerRoutes(api: ApiRegistry): void {
+    api.add({
+      method: 'get', path: '/wechat/:inboxId', tag: 'Providers', auth: 'provider', produces: 'text/plain: the echostr',
+      summary: 'WeChat Official Account server URL check: answers echostr when the signature matches the inbox token',
+      handler: async (ctx, { params }) => {
+        const { credentials } = await this.inbox(params.inboxId!);
+        const q = ctx.query as Record<string, string | undefined>;
+        if (!verifyWechatSignature(q.signature, credentials.token, q.timestamp ?? '', q.nonce ?? '')) throw signatureError();
+        if (!q.echostr) throw badRequest('echostr is missing');
+        ctx.type = 'text/plain';
+        return q.echostr;
+      },
+    });
+    api.add({
+      method: 'post', path: '/wechat/:inboxId', tag: 'Providers', auth: 'provider', produces: 'text/plain `success`, or an XML passive reply',
+      summary: 'WeChat Official Account message push (plain, compatible and safe mode)',
+      handler: async (ctx, { params }) => this.receive(ctx, params.inboxId!),
+    });
+  }
+
+  private async inbox(inboxId: string): Promise<{ inbox: InboxRecord; credentials: WechatCredentials }> {
+    const inbox = await this.deps.inboxes.records.getAnyAccount(inboxId);
+    if (!inbox || inbox.type !== 'wechat') throw notFound('inbox');
+    if (!inbox.enabled) throw new HttpError(403, 'inbox_disabled', 'this inbox is disabled');
+    return { inbox, credentials: this.deps.inboxes.credentials(inbox) as unknown as WechatCredentials };
+  }
+
+  private async receive(ctx: Context, inboxId: string): Promise<string | undefined> {
+    const { inbox, credentials } = await this.inbox(inboxId);
+    const q = ctx.query as Record<string, string | undefined>;
+    const timestamp = q.timestamp ?? '';
+    const nonce = q.nonce ?? '';
+    if (!verifyWechatSignature(q.signature, credentials.token, timestamp, nonce)) throw signatureError();
+    const body = ctx.request.rawBody?.toString('utf8') ?? '';
+    if (!body.trim()) throw badRequest('the body is empty');
+
+    const safeMode = q.encrypt_type === 'aes';
+    let fields: Record<string, string>;
+    try {
+      fields = parseWechatXml(body);
+      if (safeMode) {
+        if (!credentials.encodingAESKey) throw badRequest('safe mode needs the inbox credential encodingAESKey');
+        const encrypted = fields.Encrypt;
+        if (!encrypted) throw badRequest('Encrypt is missing in safe mode');
+        if (!verifyWechatSignature(q.msg_signature, credentials.token, timestamp, nonce, encrypted)) throw signatureError();
+        fields = parseWechatXml(decryptWechatMessage(credentials.encodingAESKey, credentials.appId, encrypted));
+      }
+    } catch (error) {
+      if (error instanceof WechatPayloadError) throw badRequest(error.message);
+      if (error instanceof WechatCryptoError) throw badRequest(`Encrypt cannot be decrypted: ${error.message}`);
+      throw error;
+    }
+
+    let push;
+    try {
+      push = normalizeWechatPush(fields);
+    } catch (error) {
+      if (error instanceof WechatPayloadError) throw badRequest(error.message);
+      throw error;
+    }
+    if (push.kind === 'ignored') return this.answer(ctx, 'success');
+
+    const queued = push.kind === 'message'
+      ? this.deps.acceptor.accept({ ...push.message, accountId: inbox.accountId, inboxId: inbox.id })
+      : this.deps.acceptor.acceptContactEvent({
+        accountId: inbox.accountId, inboxId: inbox.id, channel: 'wechat', channelId: push.openId, externalId: push.externalId,
+        event: push.event, attributes: push.attributes, sentAt: push.sentAt,
+      });
+    if (!(await withinDeadline(queued, this.deps.deadlineMs ?? wechatAnswerDeadlineMs))) {
+      // Silence, not a late answer: WeChat retries, and the retry finds the message already queued.
+      this.deps.log.warn({ inboxId: inbox.id }, 'wechat push not queued within the deadline; left for the retry');
+      ctx.respond = false;
+      ctx.req.socket.destroy();
+      return undefined;
+    }
+
+    const welcome = push.kind === 'contact' && push.event === 'subscribe' ? (inbox.settings as { welcomeText?: string }).welcomeText : undefined;
+    if (!welcome) return this.answer(ctx, 'success');
+    const reply = passiveTextReply({ ToUserName: fields.ToUserName!, FromUserName: fields.FromUserName! }, welcome);
+    if (!safeMode) return this.answer(ctx, reply, 'application/xml');
+    return this.answer(ctx, encryptedReplyXml({
+      token: credentials.token, encodingAESKey: credentials.encodingAESKey!, appId: credentials.appId, replyXml: reply, timestamp, nonce,
+    }), 'application/xml');
+  }
+
+  private answer(ctx: Context, text: string, type = 'text/plain'): string {
+    ctx.type = type;
+    return text;
+  }
+}
+
+function signatureError(): HttpError {
+  return new HttpError(401, 'invalid_signature', 'the WeChat signature does not match the inbox token');
+}
+
+/** True when the work finished in time; its failure is rethrown (a 5xx: WeChat retries). */
+async function withinDeadline(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), ms); });
+  try {
+    return await Promise.race([work.then(() => true as const), late]);
+  } finally {
+    clearTimeout(timer);
+    work.catch(() => undefined);
+  }
+}
