@@ -48,6 +48,8 @@ import { AccountDirectory } from './tenancy/accounts.ts';
 import { AgentDirectory } from './tenancy/agents.ts';
 import { VisitorChannel } from './webchat/visitorChannel.ts';
 import { WechatChannel } from './wechat/wechatChannel.ts';
+import { PaymentRecorder } from './wechatpay/paymentRecorder.ts';
+import { WechatpayChannel } from './wechatpay/wechatpayChannel.ts';
 
 export const version = '0.2.0';
 
@@ -125,6 +127,7 @@ export async function createGateway(options: GatewayOptions) {
     });
     visitorChannel.registerRoutes(registry);
     new WechatChannel({ inboxes, acceptor, log }).registerRoutes(registry);
+    new WechatpayChannel({ inboxes, acceptor, log }).registerRoutes(registry);
     registerUnbuiltProviderRoutes(registry, services);
     registerDemoRoutes(registry, services, publicUrl);
     registerAgentConsoleRoute(registry);
@@ -166,7 +169,10 @@ export async function createGateway(options: GatewayOptions) {
 
   async function startWorkers() {
     const processors: Record<QueueName, Processor> = {
-      inbound: createIngestProcessor({ redis, keys, retentionSeconds: settings.messageRetentionDays * 86400, router, contacts }),
+      inbound: createIngestProcessor({
+        redis, keys, retentionSeconds: settings.messageRetentionDays * 86400, router, contacts,
+        payments: new PaymentRecorder(redis, keys, inboxes, settings.messageRetentionDays * 86400),
+      }),
       outbound: createOutboundProcessor({ redis, keys, log, conversations, inboxes, adapters }),
       webhooks: createWebhookProcessor({ subscriptions: webhooks, log, allowPrivateTargets: settings.webhookPrivateTargets === 'allow' }),
     };

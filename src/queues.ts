@@ -24,6 +24,18 @@ export const contactJobSchema = z.object({
 });
 export type ContactJob = z.infer<typeof contactJobSchema>;
 
+/** A verified, decrypted WeChat Pay notification, for the payer's contact and conversation. */
+export const paymentJobSchema = z.object({
+  accountId: z.string(), inboxId: z.string(),
+  payment: z.object({
+    type: z.enum(['payment.succeeded', 'payment.refunded']), notificationId: z.string(), transactionId: z.string(), outTradeNo: z.string(),
+    openId: z.string().optional(), appId: z.string().optional(),
+    amount: z.object({ total: z.number(), currency: z.string(), payerTotal: z.number().optional(), refund: z.number().optional() }),
+    refundId: z.string().optional(), outRefundNo: z.string().optional(), status: z.string(), at: z.string(),
+  }),
+});
+export type PaymentJob = z.infer<typeof paymentJobSchema>;
+
 export const outboundJobSchema = z.object({ accountId: z.string(), messageId: z.string() });
 export type OutboundJob = z.infer<typeof outboundJobSchema>;
 

@@ -6,7 +6,6 @@ import type { InboxType } from '../inboxes/inboxTypes.ts';
 import type { ApiServices } from './services.ts';
 
 const providerRoutes: { method: 'get' | 'post'; path: string; type: InboxType; summary: string }[] = [
-  { method: 'post', path: '/wechatpay/:inboxId/notify', type: 'wechatpay', summary: 'WeChat Pay API v3 notifications' },
   { method: 'post', path: '/sms/:inboxId/inbound', type: 'sms', summary: 'Inbound SMS (the inbox says which provider)' },
   { method: 'post', path: '/sms/:inboxId/status', type: 'sms', summary: 'SMS delivery receipts' },
   { method: 'post', path: '/email/:inboxId/inbound', type: 'email', summary: 'Inbound-email webhooks (Mailgun, SendGrid, Postmark)' },

@@ -23,7 +23,8 @@ export type ScriptName =
   | 'createOutboundMessage'
   | 'updateMessageStatus'
   | 'purgeConversation'
-  | 'updateContact';
+  | 'updateContact'
+  | 'recordPayment';
 
 interface LoadedScript { lua: string; numberOfKeys: number }
 

@@ -4,7 +4,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { keyDigest } from '../ids.ts';
 import type { Keyspace } from '../redis/keys.ts';
-import { jobOptions, type ContactJob, type InboundJob } from '../queues.ts';
+import { jobOptions, type ContactJob, type InboundJob, type PaymentJob } from '../queues.ts';
 import type { InboundMessage } from '../schema/message.ts';
 
 export interface AcceptedInbound { messageId: string; seq: number }
@@ -32,5 +32,10 @@ export class InboundAcceptor {
   /** A channel event about the contact (no conversation), deduplicated like a message by the provider's id. */
   async acceptContactEvent(job: ContactJob): Promise<void> {
     await this.queue.add('contact', job, { ...jobOptions.inbound, jobId: `ce_${keyDigest(`${job.inboxId}\n${job.externalId}`)}` });
+  }
+
+  /** A payment notification, deduplicated by the provider's notification id. */
+  async acceptPayment(job: PaymentJob): Promise<void> {
+    await this.queue.add('payment', job, { ...jobOptions.inbound, jobId: `pay_${keyDigest(`${job.inboxId}\n${job.payment.notificationId}`)}` });
   }
 }

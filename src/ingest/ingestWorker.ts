@@ -5,7 +5,8 @@ import type { Redis } from 'ioredis';
 import { runScript } from '../commands/index.ts';
 import { keyDigest, newId } from '../ids.ts';
 import type { Keyspace } from '../redis/keys.ts';
-import { contactJobSchema, inboundJobSchema } from '../queues.ts';
+import { contactJobSchema, inboundJobSchema, paymentJobSchema } from '../queues.ts';
+import type { PaymentRecorder } from '../wechatpay/paymentRecorder.ts';
 import type { ContactUpdates } from '../contacts/contactUpdates.ts';
 import type { Router } from '../routing/router.ts';
 
@@ -14,11 +15,15 @@ export interface IngestResult {
 }
 
 export function createIngestProcessor(deps: {
-  redis: Redis; keys: Keyspace; retentionSeconds: number; router: Router; contacts: ContactUpdates;
+  redis: Redis; keys: Keyspace; retentionSeconds: number; router: Router; contacts: ContactUpdates; payments?: PaymentRecorder;
 }) {
   const { redis, keys, router } = deps;
-  return async function processInbound(job: Job): Promise<IngestResult | 'updated' | 'duplicate'> {
+  return async function processInbound(job: Job): Promise<IngestResult | 'updated' | 'recorded' | 'duplicate'> {
     if (job.name === 'contact') return deps.contacts.applyChannelEvent(contactJobSchema.parse(job.data));
+    if (job.name === 'payment') {
+      if (!deps.payments) throw new Error('payment jobs need a PaymentRecorder');
+      return deps.payments.record(paymentJobSchema.parse(job.data));
+    }
     const data = inboundJobSchema.parse(job.data);
     const m = data.message;
     const identity = keyDigest(m.from.channelId);

@@ -1,0 +1,56 @@
+// The WeChat Pay notify URL: a notification is verified, decrypted and durably queued before it is
+// acknowledged (204); anything else answers WeChat Pay's own failure shape, so it retries.
+import type { Context } from 'koa';
+import {
+  decryptWechatpayResource, normalizeWechatpayResource, parseWechatpayNotification, verifyWechatpaySignature, wechatpayVerificationKeys,
+  WechatpayAuthError, WechatpayPayloadError,
+} from '../../adapters/wechatpay/wechatpayNotification.ts';
+import type { ApiRegistry } from '../http/apiRoutes.ts';
+import type { InboxDirectory } from '../inboxes/inboxDirectory.ts';
+import type { InboundAcceptor } from '../ingest/acceptInbound.ts';
+import type { Logger } from '../logger.ts';
+
+interface WechatpayCredentials {
+  apiV3Key: string; publicKeyId?: string; publicKey?: string; platformCertificates?: { serialNo: string; certificate: string }[];
+}
+
+export class WechatpayChannel {
+  constructor(private readonly deps: { inboxes: InboxDirectory; acceptor: InboundAcceptor; log: Logger }) {}
+
+  registerRoutes(api: ApiRegistry): void {
+    api.add({
+      method: 'post', path: '/wechatpay/:inboxId/notify', tag: 'Providers', auth: 'provider',
+      produces: '204 once queued; failures {"code":"FAIL","message"} with 4xx/5xx',
+      summary: 'WeChat Pay API v3 notifications (signature, 5-minute timestamp window, AES-256-GCM with its tag checked)',
+      handler: async (ctx, { params }) => {
+        try {
+          await this.receive(ctx, params.inboxId!);
+          ctx.status = 204;
+          return undefined;
+        } catch (error) {
+          const [status, message] = error instanceof WechatpayAuthError ? [401, error.message]
+            : error instanceof WechatpayPayloadError ? [400, error.message]
+              : error instanceof InboxNotFound ? [404, 'inbox not found'] : [500, '失败'];
+          if (status === 500) this.deps.log.error({ err: (error as Error).message, inboxId: params.inboxId }, 'wechatpay notification failed');
+          ctx.status = status;
+          ctx.body = { code: 'FAIL', message };
+          return undefined;
+        }
+      },
+    });
+  }
+
+  private async receive(ctx: Context, inboxId: string): Promise<void> {
+    const inbox = await this.deps.inboxes.records.getAnyAccount(inboxId);
+    if (!inbox || inbox.type !== 'wechatpay' || !inbox.enabled) throw new InboxNotFound();
+    const credentials = this.deps.inboxes.credentials(inbox) as unknown as WechatpayCredentials;
+    const rawBody = ctx.request.rawBody ?? Buffer.alloc(0);
+    verifyWechatpaySignature({ headers: ctx.headers as Record<string, string>, rawBody, keys: wechatpayVerificationKeys(credentials) });
+    const notification = parseWechatpayNotification(rawBody);
+    const payment = normalizeWechatpayResource(notification, decryptWechatpayResource(credentials.apiV3Key, notification.resource));
+    if (!payment) return; // another event type: acknowledged, nothing to record
+    await this.deps.acceptor.acceptPayment({ accountId: inbox.accountId, inboxId: inbox.id, payment });
+  }
+}
+
+class InboxNotFound extends Error {}
