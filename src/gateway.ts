@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import type { Role, Settings } from '../config/settings.ts';
 import type { ChannelAdapter } from '../adapters/channelAdapter.ts';
 import { WebchatAdapter } from '../adapters/webchat/webchatAdapter.ts';
+import { WechatAdapter } from '../adapters/wechat/wechatAdapter.ts';
 import { AgentChannel } from './agents/agentChannel.ts';
 import { registerAgentConsoleRoute } from './agents/agentConsoleRoute.ts';
 import { registerAccountRoutes } from './api/accountRoutes.ts';
@@ -47,8 +48,11 @@ import { RecordStore } from './store/recordStore.ts';
 import { AccountDirectory } from './tenancy/accounts.ts';
 import { AgentDirectory } from './tenancy/agents.ts';
 import { VisitorChannel } from './webchat/visitorChannel.ts';
+import { AttachmentDownloader } from './wechat/attachmentDownloader.ts';
+import { WechatAccessTokens } from './wechat/wechatAccessTokens.ts';
 import { WechatChannel } from './wechat/wechatChannel.ts';
 import { PaymentRecorder } from './wechatpay/paymentRecorder.ts';
+import { PlatformCertificates } from './wechatpay/platformCertificates.ts';
 import { WechatpayChannel } from './wechatpay/wechatpayChannel.ts';
 
 export const version = '0.2.0';
@@ -94,7 +98,10 @@ export async function createGateway(options: GatewayOptions) {
   const services: ApiServices = {
     redis, keys, queues, accounts, agents, inboxes, conversations, actions, webhooks, teams, router, contacts,
   };
-  const adapters: Record<string, ChannelAdapter> = { webchat: new WebchatAdapter() };
+  const adapters: Record<string, ChannelAdapter> = {
+    webchat: new WebchatAdapter(),
+    wechat: new WechatAdapter(new WechatAccessTokens(redis, keys, { log }), new AttachmentDownloader()),
+  };
 
   const stoppers: (() => Promise<void>)[] = [];
   let httpUrl = '';
@@ -127,7 +134,7 @@ export async function createGateway(options: GatewayOptions) {
     });
     visitorChannel.registerRoutes(registry);
     new WechatChannel({ inboxes, acceptor, log }).registerRoutes(registry);
-    new WechatpayChannel({ inboxes, acceptor, log }).registerRoutes(registry);
+    new WechatpayChannel({ inboxes, acceptor, log, certificates: new PlatformCertificates(redis, keys, log) }).registerRoutes(registry);
     registerUnbuiltProviderRoutes(registry, services);
     registerDemoRoutes(registry, services, publicUrl);
     registerAgentConsoleRoute(registry);

@@ -5,7 +5,11 @@
 import { createDecipheriv, createPublicKey, createVerify, X509Certificate, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 
-export class WechatpayAuthError extends Error {}
+export class WechatpayAuthError extends Error {
+  constructor(message: string, readonly unknownSerial = false) {
+    super(message);
+  }
+}
 export class WechatpayPayloadError extends Error {}
 
 const maxSkewSeconds = 300;
@@ -34,7 +38,7 @@ export function verifyWechatpaySignature(options: {
   const now = options.nowSeconds ?? Math.floor(Date.now() / 1000);
   if (Math.abs(now - Number(timestamp)) > maxSkewSeconds) throw new WechatpayAuthError('Wechatpay-Timestamp is more than 5 minutes off');
   const key = options.keys.get(serial) ?? options.keys.get(serial.toUpperCase());
-  if (!key) throw new WechatpayAuthError(`no platform certificate or public key ${serial.slice(0, 64)} is configured for this inbox`);
+  if (!key) throw new WechatpayAuthError(`no platform certificate or public key ${serial.slice(0, 64)} is configured for this inbox`, true);
   const verifier = createVerify('RSA-SHA256');
   verifier.update(`${timestamp}\n${nonce}\n`);
   verifier.update(options.rawBody);

@@ -21,6 +21,7 @@ export const inboxTypes = {
     settings: z.object({
       apiBaseUrl,
       welcomeText: z.string().min(1).max(600).optional().describe('sent as the passive reply to a new follower (subscribe)'),
+      tokenMode: z.enum(['token', 'stable_token']).default('token').describe('how the access_token is fetched: cgi-bin/token or cgi-bin/stable_token'),
     }).strict(),
     credentials: z.object({
       appId: z.string().min(1), appSecret: z.string().min(1), token: z.string().min(3).max(32),

@@ -2,20 +2,18 @@
 // acknowledged (204); anything else answers WeChat Pay's own failure shape, so it retries.
 import type { Context } from 'koa';
 import {
-  decryptWechatpayResource, normalizeWechatpayResource, parseWechatpayNotification, verifyWechatpaySignature, wechatpayVerificationKeys,
-  WechatpayAuthError, WechatpayPayloadError,
+  decryptWechatpayResource, normalizeWechatpayResource, parseWechatpayNotification, verifyWechatpaySignature, WechatpayAuthError,
+  WechatpayPayloadError,
 } from '../../adapters/wechatpay/wechatpayNotification.ts';
 import type { ApiRegistry } from '../http/apiRoutes.ts';
 import type { InboxDirectory } from '../inboxes/inboxDirectory.ts';
 import type { InboundAcceptor } from '../ingest/acceptInbound.ts';
 import type { Logger } from '../logger.ts';
 
-interface WechatpayCredentials {
-  apiV3Key: string; publicKeyId?: string; publicKey?: string; platformCertificates?: { serialNo: string; certificate: string }[];
-}
+import type { PlatformCertificates, WechatpayCredentials } from './platformCertificates.ts';
 
 export class WechatpayChannel {
-  constructor(private readonly deps: { inboxes: InboxDirectory; acceptor: InboundAcceptor; log: Logger }) {}
+  constructor(private readonly deps: { inboxes: InboxDirectory; acceptor: InboundAcceptor; log: Logger; certificates: PlatformCertificates }) {}
 
   registerRoutes(api: ApiRegistry): void {
     api.add({
@@ -45,7 +43,20 @@ export class WechatpayChannel {
     if (!inbox || inbox.type !== 'wechatpay' || !inbox.enabled) throw new InboxNotFound();
     const credentials = this.deps.inboxes.credentials(inbox) as unknown as WechatpayCredentials;
     const rawBody = ctx.request.rawBody ?? Buffer.alloc(0);
-    verifyWechatpaySignature({ headers: ctx.headers as Record<string, string>, rawBody, keys: wechatpayVerificationKeys(credentials) });
+    const headers = ctx.headers as Record<string, string>;
+    const { certificates } = this.deps;
+    try {
+      verifyWechatpaySignature({ headers, rawBody, keys: await certificates.verificationKeys(inbox, credentials) });
+    } catch (error) {
+      // A serial we have not seen: WeChat Pay rotated its certificate. Download the current ones once and check again.
+      if (!(error instanceof WechatpayAuthError && error.unknownSerial)) throw error;
+      const fetched = await certificates.refresh(inbox, credentials).catch((e: Error) => {
+        this.deps.log.warn({ inboxId: inbox.id, err: e.message }, 'wechatpay certificate download failed');
+        return false;
+      });
+      if (!fetched) throw error;
+      verifyWechatpaySignature({ headers, rawBody, keys: await certificates.verificationKeys(inbox, credentials) });
+    }
     const notification = parseWechatpayNotification(rawBody);
     const payment = normalizeWechatpayResource(notification, decryptWechatpayResource(credentials.apiV3Key, notification.resource));
     if (!payment) return; // another event type: acknowledged, nothing to record

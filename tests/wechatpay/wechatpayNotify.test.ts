@@ -1,7 +1,9 @@
 // WeChat Pay notifications end to end: verified (public key id or platform certificate serial, 5-minute
 // window), decrypted with the GCM tag checked, deduplicated, and shown on the payer's contact and in
 // the agent's WeChat conversation.
-import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createVerify, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wechatSignature } from '../../adapters/wechat/wechatCrypto.ts';
 import {
@@ -10,9 +12,11 @@ import {
 import { streamEvents, waitFor } from '../support/coreFixtures.ts';
 import { createTenant, startTestGateway, type Tenant, type TestGateway } from '../support/testGateway.ts';
 import {
-  apiV3Key, encryptResource, platformCertificate, refundNotification, signedNotification, transactionNotification, wechatpayPublicKey,
-  wechatpayPublicKeyId,
+  apiV3Key, encryptResource, platformCertificate, platformSerial, refundNotification, signedNotification, transactionNotification,
+  wechatpayPublicKey, wechatpayPublicKeyId,
 } from '../support/wechatpayFixtures.ts';
+
+const merchant = generateKeyPairSync('rsa', { modulusLength: 2048 });
 
 const keys = wechatpayVerificationKeys({
   publicKeyId: wechatpayPublicKeyId, publicKey: wechatpayPublicKey,
@@ -61,8 +65,25 @@ describe('WeChat Pay notify URL', () => {
   let payInbox: string;
   let oaInbox: string;
   const token = 'oa-token';
+  let fakeApi: Server;
+  const certificateRequests: { authorization: string; verified: boolean }[] = [];
 
   beforeAll(async () => {
+    // WeChat Pay's API, as far as the certificate download goes: it checks the merchant's signature.
+    fakeApi = createServer((req, res) => {
+      const authorization = req.headers.authorization ?? '';
+      const f = Object.fromEntries([...authorization.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+      const verifier = createVerify('RSA-SHA256');
+      verifier.update(`GET\n${req.url}\n${f.timestamp}\n${f.nonce_str}\n\n`);
+      const verified = authorization.startsWith('WECHATPAY2-SHA256-RSA2048 ') && f.mchid === '1900000001' && f.serial_no === 'MERCHANT_SERIAL'
+        && verifier.verify(merchant.publicKey, f.signature ?? '', 'base64');
+      certificateRequests.push({ authorization, verified });
+      if (req.url !== '/v3/certificates' || !verified) { res.writeHead(401).end('{"code":"SIGN_ERROR"}'); return; }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({
+        data: [{ serial_no: platformSerial, effective_time: '2026-01-01T00:00:00+08:00', expire_time: '2031-01-01T00:00:00+08:00', encrypt_certificate: encryptResource(platformCertificate) }],
+      }));
+    });
+    await new Promise<void>((r) => fakeApi.listen(0, '127.0.0.1', r));
     t = await startTestGateway();
     tenant = await createTenant(t);
     const create = async (body: Record<string, unknown>) => {
@@ -71,12 +92,18 @@ describe('WeChat Pay notify URL', () => {
       return r.body.id as string;
     };
     payInbox = await create({
-      type: 'wechatpay', name: 'Shop pay', settings: {},
-      credentials: { mchId: '1900000001', apiV3Key, serialNo: 'MERCHANT_SERIAL', privateKey: 'unused-here', publicKeyId: wechatpayPublicKeyId, publicKey: wechatpayPublicKey },
+      type: 'wechatpay', name: 'Shop pay', settings: { apiBaseUrl: `http://127.0.0.1:${(fakeApi.address() as AddressInfo).port}` },
+      credentials: {
+        mchId: '1900000001', apiV3Key, serialNo: 'MERCHANT_SERIAL', privateKey: merchant.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+        publicKeyId: wechatpayPublicKeyId, publicKey: wechatpayPublicKey,
+      },
     });
     oaInbox = await create({ type: 'wechat', name: 'Shop OA', settings: {}, credentials: { appId: 'wx5823bf96d3bd56c7', appSecret: 's', token } });
   });
-  afterAll(() => t.stop());
+  afterAll(async () => {
+    await t.stop();
+    fakeApi.close();
+  });
 
   const notify = (n: ReturnType<typeof signedNotification>, inbox = payInbox) =>
     t.api('POST', `/wechatpay/${inbox}/notify`, { raw: n.raw, headers: n.headers });
@@ -113,13 +140,28 @@ describe('WeChat Pay notify URL', () => {
     expect(refunded.find((e) => e.type === 'payment.refunded')!.data).toMatchObject({ transactionId, contactId: conversation.contactId, status: 'SUCCESS' });
   });
 
+  it('downloads the platform certificates with a signed merchant request when a notification names a new serial', async () => {
+    const openId = `oCert_${randomBytes(4).toString('hex')}`;
+    const n = signedNotification(transactionNotification(`EV-C-${randomBytes(4).toString('hex')}`, openId, `4200000001202611221${randomBytes(4).toString('hex')}`), { by: 'certificate' });
+    expect((await notify(n)).status).toBe(204);
+    expect(certificateRequests).toHaveLength(1);
+    expect(certificateRequests[0]!.verified).toBe(true);
+    await waitFor(() => streamEvents(t, tenant.accountId), (e) => e.some((x) => x.type === 'payment.succeeded' && x.data.openId === openId), 'the payment');
+    // Known now: no second download. A serial nobody knows: one more download at most a minute, then 401.
+    expect((await notify(signedNotification(transactionNotification('EV-C2', openId, '4200000001202611220000000777'), { by: 'certificate' }))).status).toBe(204);
+    const stranger = signedNotification(transactionNotification('EV-C3', openId, '4200000001202611220000000778'));
+    stranger.headers['wechatpay-serial'] = 'PUB_KEY_ID_UNKNOWN';
+    expect((await notify(stranger)).status).toBe(401);
+    expect((await notify(stranger)).status).toBe(401);
+    expect(certificateRequests).toHaveLength(1);
+  });
+
   it('answers WeChat Pay\'s failure shape and stores nothing for bad notifications', async () => {
     const before = (await streamEvents(t, tenant.accountId)).length;
     const body = transactionNotification('EV-BAD', 'oX', '4200000001202611229999999999');
     const cases: [string, Promise<{ status: number; body: any }>, number][] = [
       ['tampered', notify(signedNotification(body, { tamper: true })), 401],
       ['stale', notify(signedNotification(body, { timestamp: Math.floor(Date.now() / 1000) - 3600 })), 401],
-      ['certificate not configured', notify(signedNotification(body, { by: 'certificate' })), 401],
       ['signed for another body', t.api('POST', `/wechatpay/${payInbox}/notify`, { raw: '{"id":"other"}', headers: signedNotification(body).headers }), 401],
       ['unknown inbox', notify(signedNotification(body), 'inb_nope'), 404],
       ['an OA inbox', notify(signedNotification(body), oaInbox), 404],

@@ -1,0 +1,81 @@
+// Calls to the WeChat Official Account HTTP API: its base URL, the access_token request (plain and
+// stable) and WeChat's answers, which are HTTP 200 with `{errcode, errmsg}` on failure. URLs carry the
+// access_token or the AppSecret, so no error built here ever contains a URL.
+import { z } from 'zod';
+
+export const wechatDefaultApiBase = 'https://api.weixin.qq.com';
+export const wechatHttpTimeoutMs = 10_000;
+
+export type WechatTokenMode = 'token' | 'stable_token';
+
+/** The inbox's `apiBaseUrl` (a proxy with fixed egress IPs, a fake in tests) or WeChat's own. */
+export function wechatApiBase(settings: Record<string, unknown>): string {
+  const configured = typeof settings.apiBaseUrl === 'string' && settings.apiBaseUrl ? settings.apiBaseUrl : wechatDefaultApiBase;
+  return configured.replace(/\/+$/, '');
+}
+
+export function wechatTokenMode(settings: Record<string, unknown>): WechatTokenMode {
+  return settings.tokenMode === 'stable_token' ? 'stable_token' : 'token';
+}
+
+/** WeChat answered with a non-zero errcode. Retryable unless the caller decides otherwise. */
+export class WechatApiError extends Error {
+  constructor(readonly errcode: number, readonly errmsg: string, what: string) {
+    super(`${what}: WeChat errcode ${errcode} (${errmsg.slice(0, 200)})`);
+  }
+}
+
+const errorAnswer = z.object({ errcode: z.number().int(), errmsg: z.string().optional() });
+
+/**
+ * One call to WeChat: a timeout, then the JSON answer, with a non-zero errcode thrown as
+ * WechatApiError. `what` names the call in errors (which never show the URL).
+ */
+export async function callWechat(url: string, init: RequestInit, what: string, timeoutMs = wechatHttpTimeoutMs): Promise<Record<string, unknown>> {
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    text = await response.text();
+  } catch (error) {
+    const name = (error as Error).name;
+    if (name === 'TimeoutError' || name === 'AbortError') throw new Error(`${what}: WeChat did not answer within ${Math.round(timeoutMs / 1000)} s`);
+    const code = ((error as { cause?: { code?: unknown } }).cause?.code as string | undefined) ?? (error as Error).name;
+    throw new Error(`${what}: WeChat could not be reached (${code})`);
+  }
+  if (!response.ok) throw new Error(`${what}: WeChat answered HTTP ${response.status}`);
+  let answer: unknown;
+  try {
+    answer = JSON.parse(text);
+  } catch {
+    throw new Error(`${what}: WeChat answered something that is not JSON (HTTP ${response.status})`);
+  }
+  if (!answer || typeof answer !== 'object' || Array.isArray(answer)) throw new Error(`${what}: WeChat answered something that is not a JSON object`);
+  const failure = errorAnswer.safeParse(answer);
+  if (failure.success && failure.data.errcode !== 0) throw new WechatApiError(failure.data.errcode, failure.data.errmsg ?? '', what);
+  return answer as Record<string, unknown>;
+}
+
+const tokenAnswer = z.object({ access_token: z.string().min(1).max(2048), expires_in: z.number().int().positive() });
+
+export interface WechatAccessToken { accessToken: string; expiresInSeconds: number }
+
+/**
+ * A new access_token from `cgi-bin/token` (GET) or `cgi-bin/stable_token` (POST). The stable form is
+ * asked without force_refresh: it hands back the current token while it is valid.
+ */
+export async function requestWechatAccessToken(
+  apiBase: string, account: { appId: string; appSecret: string; mode: WechatTokenMode }, timeoutMs = wechatHttpTimeoutMs,
+): Promise<WechatAccessToken> {
+  const what = `the access_token request for appId ${account.appId}`;
+  const answer = account.mode === 'stable_token'
+    ? await callWechat(`${apiBase}/cgi-bin/stable_token`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ grant_type: 'client_credential', appid: account.appId, secret: account.appSecret, force_refresh: false }),
+    }, what, timeoutMs)
+    : await callWechat(`${apiBase}/cgi-bin/token?${new URLSearchParams({ grant_type: 'client_credential', appid: account.appId, secret: account.appSecret })}`,
+      { method: 'GET' }, what, timeoutMs);
+  const parsed = tokenAnswer.safeParse(answer);
+  if (!parsed.success) throw new Error(`${what}: WeChat's answer has no access_token and expires_in`);
+  return { accessToken: parsed.data.access_token, expiresInSeconds: parsed.data.expires_in };
+}
