@@ -15,6 +15,8 @@ interface WechatCredentials { appId: string; appSecret: string; token: string; e
 
 /** WeChat gives up after 5 s; what is not queued by then is left for its retry. */
 export const wechatAnswerDeadlineMs = 4500;
+/** A real push is a few KiB of XML; anything far larger is refused before parsing. */
+export const wechatMaxPushBytes = 64 * 1024;
 
 export class WechatChannel {
   constructor(private readonly deps: { inboxes: InboxDirectory; acceptor: InboundAcceptor; log: Logger; deadlineMs?: number }) {}
@@ -52,7 +54,9 @@ export class WechatChannel {
     const timestamp = q.timestamp ?? '';
     const nonce = q.nonce ?? '';
     if (!verifyWechatSignature(q.signature, credentials.token, timestamp, nonce)) throw signatureError();
-    const body = ctx.request.rawBody?.toString('utf8') ?? '';
+    const raw = ctx.request.rawBody ?? Buffer.alloc(0);
+    if (raw.length > wechatMaxPushBytes) throw new HttpError(413, 'payload_too_large', `a WeChat push is at most ${wechatMaxPushBytes} bytes`);
+    const body = raw.toString('utf8');
     if (!body.trim()) throw badRequest('the body is empty');
 
     const safeMode = q.encrypt_type === 'aes';

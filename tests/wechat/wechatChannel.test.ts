@@ -156,6 +156,8 @@ describe('WeChat Official Account server URL', () => {
       ['empty body', post(plainInbox, signed(), ''), 400, /empty/],
       ['unknown inbox', post('inb_nope', signed(), good), 404, /inbox/],
       ['2 MB body', post(plainInbox, signed(), `<xml><Content>${'x'.repeat(2 * 1024 * 1024)}</Content></xml>`), 413, /larger/],
+      ['1 MB body', post(plainInbox, signed(), `<xml><Content>${'x'.repeat(1024 * 1024)}</Content></xml>`), 413, /larger|at most/],
+      ['100 KB body', post(plainInbox, signed(), `<xml><Content>${'x'.repeat(100 * 1024)}</Content></xml>`), 413, /at most 65536 bytes/],
     ];
     for (const [what, pending, status, message] of cases) {
       const r = await pending;
