@@ -12,13 +12,12 @@
 // Goals (issue 3): ≥ 2,000 assignments/s; p99 capacity-freed → next-assigned ≤ 50 ms.
 // REDIS_URL (else an embedded redis-server with AOF as in production), BENCH_JSON=1 prints JSON too.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import type { Redis } from 'ioredis';
 import { runScript } from '../src/commands/index.ts';
 import { createRedis } from '../src/redis/connection.ts';
-import { startEmbeddedRedis, type EmbeddedRedis } from '../src/redis/embeddedRedis.ts';
+import { benchRedis, numberEnv } from './benchRedis.ts';
 import { keyspace, type Keyspace } from '../src/redis/keys.ts';
 import { CpuMeter, redisStalls, summarizeLatency, type LatencySummary } from './stats.ts';
 
@@ -28,14 +27,6 @@ const warmupMoves = 500;
 const accountId = 'acc_bench';
 const inboxId = 'inb_bench';
 const defaultTargets = JSON.stringify([{ queueId: 'default', timeoutMs: 0 }]);
-
-function numberEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got ${raw}`);
-  return value;
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -322,14 +313,9 @@ async function main() {
   const resolves = warmupMoves + roundCount * n + latencyMoves;
   const conversations = held + minWaiting + resolves;
 
-  let embedded: EmbeddedRedis | undefined;
-  let dataDir: string | undefined;
-  let redisUrl = process.env.REDIS_URL;
-  if (!redisUrl) {
-    dataDir = mkdtempSync(join(tmpdir(), 'gateway-bench-routing-'));
-    embedded = await startEmbeddedRedis({ dataDir });
-    redisUrl = embedded.url;
-  }
+  const benchServer = await benchRedis('routing');
+  const { embedded } = benchServer;
+  const redisUrl = benchServer.url;
   const run = randomBytes(3).toString('hex');
   const keys = keyspace(`bench-routing-${run}`);
   const floorPrefix = `bench-routing-floor-${run}`;
@@ -338,10 +324,7 @@ async function main() {
   const clients = Array.from({ length: concurrency }, (_, i) => createRedis(redisUrl, `bench-client-${i}`));
   const routingFeed = new AssignedFeed(createRedis(redisUrl, 'bench-reader'), keys.accountEvents(accountId));
   const floorFeed = new AssignedFeed(createRedis(redisUrl, 'bench-floor-reader'), `${floorPrefix}:events`);
-  if (embedded) {
-    await observer.config('SET', 'latency-monitor-threshold', '10');
-    await observer.config('SET', 'slowlog-log-slower-than', '10000');
-  }
+  await benchServer.watchStalls(observer);
   const hostStart = hostTicks();
   try {
     // Setup: the default queue, agents offline, every conversation routed and waiting.
@@ -471,8 +454,7 @@ async function main() {
     setup.disconnect();
     if (embedded) {
       observer.disconnect();
-      await embedded.stop();
-      rmSync(dataDir!, { recursive: true, force: true });
+      await benchServer.stop();
     } else {
       await deleteKeys(observer, [keys.prefix, floorPrefix]).catch(() => undefined);
       observer.disconnect();

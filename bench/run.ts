@@ -6,12 +6,9 @@
 // with AOF as in production), BENCH_JSON=1 to print the result as JSON too.
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createRedis } from '../src/redis/connection.ts';
-import { startEmbeddedRedis, type EmbeddedRedis } from '../src/redis/embeddedRedis.ts';
+import { benchRedis, numberEnv } from './benchRedis.ts';
 import { measureFloor, type FloorResult } from './floor.ts';
 import { benchSettings, createBenchTenant, startGatewayUnderTest } from './gatewayUnderTest.ts';
 import type { ChildMessage, LatencyResult, LoadConfig, ParentMessage, ThroughputResult } from './loadClients.ts';
@@ -24,14 +21,6 @@ const perVisitorBurst = 20;
 // Both sides warm up on the same number of messages before each measured round.
 const warmupMessages = 500;
 const agentCapacityLimit = 1000;
-
-function numberEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, got ${raw}`);
-  return value;
-}
 
 interface PhaseLoad { gatewayCore: number; redisCore: number; loopDelayP99Ms: number; loopDelayMaxMs: number }
 
@@ -141,24 +130,16 @@ async function main() {
     throw new Error(`BENCH_N=${n} and BENCH_RATE=${rate} need ${visitors} conversations at once; one agent takes at most ${agentCapacityLimit}`);
   }
 
-  let embedded: EmbeddedRedis | undefined;
-  let dataDir: string | undefined;
-  let redisUrl = process.env.REDIS_URL;
-  if (!redisUrl) {
-    dataDir = mkdtempSync(join(tmpdir(), 'gateway-bench-redis-'));
-    embedded = await startEmbeddedRedis({ dataDir });
-    redisUrl = embedded.url;
-  }
+  const benchServer = await benchRedis('redis');
+  const { embedded } = benchServer;
+  const redisUrl = benchServer.url;
   const run = randomBytes(3).toString('hex');
   const floorPrefix = `bench-floor-${run}`;
   const gatewayPrefix = `bench-gw-${run}`;
   const settings = benchSettings(gatewayPrefix);
   const observer = createRedis(redisUrl, 'bench-observer');
   // Our own redis-server only: record its stalls (fork, fsync, slow commands) over 10 ms.
-  if (embedded) {
-    await observer.config('SET', 'latency-monitor-threshold', '10');
-    await observer.config('SET', 'slowlog-log-slower-than', '10000');
-  }
+  await benchServer.watchStalls(observer);
   const gatewayUnderTest = { stop: async () => {} };
   try {
     // The floor and the gateway take turns, round after round, and the verdict is the median round:
@@ -205,8 +186,7 @@ async function main() {
     await gatewayUnderTest.stop().catch(() => undefined);
     observer.disconnect();
     if (embedded) {
-      await embedded.stop();
-      rmSync(dataDir!, { recursive: true, force: true });
+      await benchServer.stop();
     } else {
       await deleteKeys(redisUrl, [...Array.from({ length: roundCount }, (_, round) => `${floorPrefix}-${round}`), gatewayPrefix]);
     }
