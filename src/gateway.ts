@@ -2,6 +2,7 @@
 // (queue consumers + webhook dispatch), or `all`. start() and stop() are the whole lifecycle.
 import { createHmac } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
 import { Worker, type Job, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Role, Settings } from '../config/settings.ts';
@@ -37,6 +38,8 @@ import { InboundAcceptor } from './ingest/acceptInbound.ts';
 import { createIngestProcessor } from './ingest/ingestWorker.ts';
 import { LiveFeed } from './live/liveFeed.ts';
 import type { Logger } from './logger.ts';
+import { LocalFolderMediaStore } from './media/localFolderMediaStore.ts';
+import { registerMediaRoutes } from './media/mediaRoutes.ts';
 import { createMetrics } from './metrics.ts';
 import { createOutboundProcessor } from './outbound/outboundWorker.ts';
 import { closeQueues, createQueues, webhookBackoff, type QueueName } from './queues.ts';
@@ -51,6 +54,7 @@ import { VisitorChannel } from './webchat/visitorChannel.ts';
 import { AttachmentDownloader } from './wechat/attachmentDownloader.ts';
 import { WechatAccessTokens } from './wechat/wechatAccessTokens.ts';
 import { WechatChannel } from './wechat/wechatChannel.ts';
+import { WechatInboundMedia } from './wechat/wechatInboundMedia.ts';
 import { PaymentRecorder } from './wechatpay/paymentRecorder.ts';
 import { PlatformCertificates } from './wechatpay/platformCertificates.ts';
 import { WechatpayChannel } from './wechatpay/wechatpayChannel.ts';
@@ -98,10 +102,12 @@ export async function createGateway(options: GatewayOptions) {
   const services: ApiServices = {
     redis, keys, queues, accounts, agents, inboxes, conversations, actions, webhooks, teams, router, contacts,
   };
+  const wechatTokens = new WechatAccessTokens(redis, keys, { log });
   const adapters: Record<string, ChannelAdapter> = {
     webchat: new WebchatAdapter(),
-    wechat: new WechatAdapter(new WechatAccessTokens(redis, keys, { log }), new AttachmentDownloader()),
+    wechat: new WechatAdapter(wechatTokens, new AttachmentDownloader()),
   };
+  const mediaStore = new LocalFolderMediaStore(join(resolve(settings.dataDir), 'media'));
 
   const stoppers: (() => Promise<void>)[] = [];
   let httpUrl = '';
@@ -128,6 +134,7 @@ export async function createGateway(options: GatewayOptions) {
     registerConversationRoutes(registry, services);
     registerRoutingRoutes(registry, services);
     registerWebhookRoutes(registry, services, settings.webhookPrivateTargets === 'allow');
+    registerMediaRoutes(registry, mediaStore);
     registry.add({
       method: 'get', path: '/api/v1/agent/ws', tag: 'Agents', auth: 'agent', produces: 'WebSocket upgrade',
       summary: "An agent's live stream (token in Authorization: Bearer, or ?token=)",
@@ -179,6 +186,11 @@ export async function createGateway(options: GatewayOptions) {
       inbound: createIngestProcessor({
         redis, keys, retentionSeconds: settings.messageRetentionDays * 86400, router, contacts,
         payments: new PaymentRecorder(redis, keys, inboxes, settings.messageRetentionDays * 86400),
+        inboundMedia: new WechatInboundMedia({
+          redis, keys, queue: queues.inbound, inboxes, tokens: wechatTokens, store: mediaStore, log,
+          videoDownloads: new AttachmentDownloader({ allowPrivate: settings.webhookPrivateTargets === 'allow' }),
+          allowPrivate: settings.webhookPrivateTargets === 'allow',
+        }),
       }),
       outbound: createOutboundProcessor({ redis, keys, log, conversations, inboxes, adapters }),
       webhooks: createWebhookProcessor({ subscriptions: webhooks, log, allowPrivateTargets: settings.webhookPrivateTargets === 'allow' }),

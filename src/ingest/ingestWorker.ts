@@ -9,6 +9,7 @@ import { contactJobSchema, inboundJobSchema, paymentJobSchema } from '../queues.
 import type { PaymentRecorder } from '../wechatpay/paymentRecorder.ts';
 import type { ContactUpdates } from '../contacts/contactUpdates.ts';
 import type { Router } from '../routing/router.ts';
+import { mediaJobName, type MediaJobResult, type WechatInboundMedia } from '../wechat/wechatInboundMedia.ts';
 
 export interface IngestResult {
   messageId: string; contactId: string; conversationId: string; duplicate: boolean; assigneeId: string;
@@ -16,13 +17,18 @@ export interface IngestResult {
 
 export function createIngestProcessor(deps: {
   redis: Redis; keys: Keyspace; retentionSeconds: number; router: Router; contacts: ContactUpdates; payments?: PaymentRecorder;
+  inboundMedia?: WechatInboundMedia;
 }) {
   const { redis, keys, router } = deps;
-  return async function processInbound(job: Job): Promise<IngestResult | 'updated' | 'recorded' | 'duplicate'> {
+  return async function processInbound(job: Job): Promise<IngestResult | 'updated' | 'recorded' | 'duplicate' | MediaJobResult> {
     if (job.name === 'contact') return deps.contacts.applyChannelEvent(contactJobSchema.parse(job.data));
     if (job.name === 'payment') {
       if (!deps.payments) throw new Error('payment jobs need a PaymentRecorder');
       return deps.payments.record(paymentJobSchema.parse(job.data));
+    }
+    if (job.name === mediaJobName) {
+      if (!deps.inboundMedia) throw new Error('media jobs need a WechatInboundMedia');
+      return deps.inboundMedia.process(job);
     }
     const data = inboundJobSchema.parse(job.data);
     const m = data.message;
@@ -44,6 +50,8 @@ export function createIngestProcessor(deps: {
     const result: IngestResult = {
       messageId: r[0], contactId: r[1], conversationId: r[2], duplicate: r[3] === 1, assigneeId: r[4],
     };
+    // Queued for duplicates too, so a crash before this line is mended by the retry (the job id dedups).
+    await deps.inboundMedia?.enqueueFor(result.messageId, m);
     // Routed in the same job (no extra queue hop for a first message). Any later message of a
     // conversation left unrouted (a crash between the two steps) routes it too.
     if (r[8] === 1) {

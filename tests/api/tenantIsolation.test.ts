@@ -2,6 +2,7 @@
 // find nothing (404), and nothing in Redis changes. The walk is generated from the route list, so a
 // new route is covered (or fails loudly for want of an id or a body) the day it is added.
 import { Redis } from 'ioredis';
+import { mediaKeyFor } from '../../src/media/mediaStore.ts';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RouteSpec } from '../../src/http/apiRoutes.ts';
@@ -88,6 +89,7 @@ async function populate(t: TestGateway): Promise<PopulatedTenant> {
     ids: {
       accountId, inboxId: tenant.inboxId, agentId: tenant.agentId, keyId: secondKey.apiKey.id, teamId: team.id, queueId: team.id,
       webhookId: webhook.id, conversationId: conversation.id, contactId: conversation.contactId,
+      mediaKey: mediaKeyFor(accountId, 'walk-medium'),
     },
   };
 }
