@@ -32,6 +32,14 @@ export function parseWechatXml(xml: string): Record<string, string> {
   return fields;
 }
 
+/** The base64 `Encrypt` field of a safe-mode envelope, read without a full parse (the inner XML gets one). */
+export function extractEncrypt(xml: string): string {
+  if (/<!DOCTYPE|<!ENTITY/i.test(xml)) throw new WechatPayloadError('XML with a DOCTYPE is not accepted');
+  const match = /<Encrypt>\s*(?:<!\[CDATA\[([A-Za-z0-9+/=]+)\]\]>|([A-Za-z0-9+/=]+))\s*<\/Encrypt>/.exec(xml);
+  if (!match || !/^\s*<xml>/.test(xml)) throw new WechatPayloadError('Encrypt is missing in safe mode');
+  return (match[1] ?? match[2])!;
+}
+
 /** What a push becomes: a message for a conversation, a change to the contact, or nothing to store. */
 export type WechatPush =
   | { kind: 'message'; message: Omit<InboundMessage, 'accountId' | 'inboxId'> }

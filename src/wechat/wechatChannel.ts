@@ -4,7 +4,7 @@
 // answer makes WeChat retry, and the retry is deduplicated by the provider's id.
 import type { Context } from 'koa';
 import { decryptWechatMessage, encryptedReplyXml, verifyWechatSignature, WechatCryptoError } from '../../adapters/wechat/wechatCrypto.ts';
-import { normalizeWechatPush, parseWechatXml, passiveTextReply, WechatPayloadError } from '../../adapters/wechat/wechatInbound.ts';
+import { extractEncrypt, normalizeWechatPush, parseWechatXml, passiveTextReply, WechatPayloadError } from '../../adapters/wechat/wechatInbound.ts';
 import type { ApiRegistry } from '../http/apiRoutes.ts';
 import { badRequest, HttpError, notFound } from '../http/errors.ts';
 import type { InboxDirectory, InboxRecord } from '../inboxes/inboxDirectory.ts';
@@ -15,6 +15,7 @@ interface WechatCredentials { appId: string; appSecret: string; token: string; e
 
 /** WeChat gives up after 5 s; what is not queued by then is left for its retry. */
 export const wechatAnswerDeadlineMs = 4500;
+const inboxCacheMs = 2000;
 /** A real push is a few KiB of XML; anything far larger is refused before parsing. */
 export const wechatMaxPushBytes = 64 * 1024;
 
@@ -41,11 +42,23 @@ export class WechatChannel {
     });
   }
 
+  // Pushes come in bursts for one inbox: its record and decrypted credentials are kept for 2 s, so a
+  // change (new token, disabled inbox) takes effect on every process within that.
+  private readonly inboxCache = new Map<string, { at: number; inbox: InboxRecord | undefined; credentials?: WechatCredentials }>();
+
   private async inbox(inboxId: string): Promise<{ inbox: InboxRecord; credentials: WechatCredentials }> {
-    const inbox = await this.deps.inboxes.records.getAnyAccount(inboxId);
-    if (!inbox || inbox.type !== 'wechat') throw notFound('inbox');
-    if (!inbox.enabled) throw new HttpError(403, 'inbox_disabled', 'this inbox is disabled');
-    return { inbox, credentials: this.deps.inboxes.credentials(inbox) as unknown as WechatCredentials };
+    const now = Date.now();
+    let cached = this.inboxCache.get(inboxId);
+    if (!cached || now - cached.at > inboxCacheMs) {
+      const inbox = await this.deps.inboxes.records.getAnyAccount(inboxId);
+      const usable = inbox?.type === 'wechat' ? inbox : undefined;
+      cached = { at: now, inbox: usable, ...(usable ? { credentials: this.deps.inboxes.credentials(usable) as unknown as WechatCredentials } : {}) };
+      if (this.inboxCache.size > 10_000) this.inboxCache.clear();
+      this.inboxCache.set(inboxId, cached);
+    }
+    if (!cached.inbox) throw notFound('inbox');
+    if (!cached.inbox.enabled) throw new HttpError(403, 'inbox_disabled', 'this inbox is disabled');
+    return { inbox: cached.inbox, credentials: cached.credentials! };
   }
 
   private async receive(ctx: Context, inboxId: string): Promise<string | undefined> {
@@ -53,22 +66,23 @@ export class WechatChannel {
     const q = ctx.query as Record<string, string | undefined>;
     const timestamp = q.timestamp ?? '';
     const nonce = q.nonce ?? '';
-    if (!verifyWechatSignature(q.signature, credentials.token, timestamp, nonce)) throw signatureError();
+    const safeMode = q.encrypt_type === 'aes';
+    // In safe mode msg_signature (which also covers the body) is checked below, instead of `signature`.
+    if (!safeMode && !verifyWechatSignature(q.signature, credentials.token, timestamp, nonce)) throw signatureError();
     const raw = ctx.request.rawBody ?? Buffer.alloc(0);
     if (raw.length > wechatMaxPushBytes) throw new HttpError(413, 'payload_too_large', `a WeChat push is at most ${wechatMaxPushBytes} bytes`);
     const body = raw.toString('utf8');
     if (!body.trim()) throw badRequest('the body is empty');
 
-    const safeMode = q.encrypt_type === 'aes';
     let fields: Record<string, string>;
     try {
-      fields = parseWechatXml(body);
       if (safeMode) {
         if (!credentials.encodingAESKey) throw badRequest('safe mode needs the inbox credential encodingAESKey');
-        const encrypted = fields.Encrypt;
-        if (!encrypted) throw badRequest('Encrypt is missing in safe mode');
+        const encrypted = extractEncrypt(body);
         if (!verifyWechatSignature(q.msg_signature, credentials.token, timestamp, nonce, encrypted)) throw signatureError();
         fields = parseWechatXml(decryptWechatMessage(credentials.encodingAESKey, credentials.appId, encrypted));
+      } else {
+        fields = parseWechatXml(body);
       }
     } catch (error) {
       if (error instanceof WechatPayloadError) throw badRequest(error.message);
