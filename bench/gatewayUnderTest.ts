@@ -27,7 +27,8 @@ export async function startGatewayUnderTest(redisUrl: string, prefix: string): P
   return { gateway, settings, url: gateway.url, adminKey };
 }
 
-async function call(url: string, method: string, path: string, key: string, body?: unknown): Promise<any> {
+/** One JSON API call for bench setup; a non-2xx answer throws with its body. */
+export async function call(url: string, method: string, path: string, key: string, body?: unknown): Promise<any> {
   const response = await fetch(`${url}${path}`, {
     method, headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
     body: body === undefined ? undefined : JSON.stringify(body),

@@ -33,7 +33,7 @@ import { createLogger } from '../src/logger.ts';
 import { jobOptions } from '../src/queues.ts';
 import { createRedis } from '../src/redis/connection.ts';
 import { benchRedis, numberEnv } from './benchRedis.ts';
-import { benchSettings } from './gatewayUnderTest.ts';
+import { benchSettings, call } from './gatewayUnderTest.ts';
 import { redisCpuSeconds, redisStalls, summarizeLatency, type LatencySummary, type RedisStalls } from './stats.ts';
 
 const throughputGoal = 1.2;
@@ -260,16 +260,6 @@ async function startPackageServer(queue: Queue): Promise<{ server: Server; origi
   });
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(0, '127.0.0.1', () => resolve()); });
   return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
-}
-
-async function call(url: string, method: string, path: string, key: string, body?: unknown): Promise<any> {
-  const response = await fetch(`${url}${path}`, {
-    method, headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
-  return text ? JSON.parse(text) : undefined;
 }
 
 /** An account and a safe-mode WeChat inbox, through the public API. */

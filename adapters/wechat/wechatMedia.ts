@@ -3,6 +3,7 @@
 // URL carries the access_token, so no error built here contains it.
 import { z } from 'zod';
 import { WechatApiError, wechatHttpTimeoutMs } from './wechatApi.ts';
+import { readLimitedBody } from '../../src/http/readLimitedBody.ts';
 
 export type WechatMediaDownload =
   | { kind: 'file'; bytes: Buffer; contentType: string }
@@ -38,30 +39,10 @@ export async function downloadWechatMedia(
     await response.body?.cancel();
     throw new Error(`${what}: WeChat answered HTTP ${response.status}`);
   }
-  const tooLarge = () => new WechatMediaRefusedError(`${what}: the file is larger than ${Math.floor(maxBytes / (1024 * 1024))} MB`);
-  if (Number(response.headers.get('content-length') ?? 0) > maxBytes) {
-    await response.body.cancel();
-    throw tooLarge();
-  }
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = response.body.getReader();
-  for (;;) {
-    let chunk: Awaited<ReturnType<typeof reader.read>>;
-    try {
-      chunk = await reader.read();
-    } catch {
-      throw new Error(`${what}: the answer could not be read to the end`);
-    }
-    if (chunk.done) break;
-    size += chunk.value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(chunk.value);
-  }
-  const bytes = Buffer.concat(chunks);
+  const bytes = await readLimitedBody(response, maxBytes, {
+    tooLarge: () => new WechatMediaRefusedError(`${what}: the file is larger than ${Math.floor(maxBytes / (1024 * 1024))} MB`),
+    unreadable: () => new Error(`${what}: the answer could not be read to the end`),
+  });
   const contentType = (response.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
   // Errors and video links come as JSON, labelled application/json or text/plain depending on the endpoint's mood.
   if (contentType === 'application/json' || contentType === 'text/plain' || contentType === '') {

@@ -5,6 +5,7 @@ import { PermanentSendError } from '../../adapters/channelAdapter.ts';
 import type { AttachmentSource, LoadedAttachment } from '../../adapters/wechat/wechatAdapter.ts';
 import { checkWebhookTarget, WebhookTargetError } from '../events/webhookTarget.ts';
 import type { MessageContent } from '../schema/message.ts';
+import { readLimitedBody } from '../http/readLimitedBody.ts';
 
 type Attachment = NonNullable<MessageContent['attachments']>[number];
 
@@ -52,33 +53,14 @@ export class AttachmentDownloader implements AttachmentSource {
         throw refused('attachment_unavailable', `The attachment could not be fetched from ${url.hostname} (HTTP ${response.status}).`);
       }
       if (!response.ok || !response.body) throw new Error(`the attachment at ${url.hostname} answered HTTP ${response.status}`);
-      const tooLarge = () => refused('attachment_too_large', `The attachment is larger than this channel takes (${Math.floor(maxBytes / 1024)} KB).`);
-      if (Number(response.headers.get('content-length') ?? 0) > maxBytes) {
-        await response.body.cancel();
-        throw tooLarge();
-      }
-      const chunks: Uint8Array[] = [];
-      let size = 0;
-      const reader = response.body.getReader();
-      for (;;) {
-        let chunk: Awaited<ReturnType<typeof reader.read>>;
-        try {
-          chunk = await reader.read();
-        } catch {
-          throw new Error(`the attachment at ${url.hostname} could not be read to the end`);
-        }
-        if (chunk.done) break;
-        size += chunk.value.byteLength;
-        if (size > maxBytes) {
-          await reader.cancel();
-          throw tooLarge();
-        }
-        chunks.push(chunk.value);
-      }
+      const bytes = await readLimitedBody(response, maxBytes, {
+        tooLarge: () => refused('attachment_too_large', `The attachment is larger than this channel takes (${Math.floor(maxBytes / 1024)} KB).`),
+        unreadable: () => new Error(`the attachment at ${url.hostname} could not be read to the end`),
+      });
       // The declared type wins: file hosts often answer application/octet-stream.
       const served = response.headers.get('content-type');
       const generic = !attachment.contentType || attachment.contentType === 'application/octet-stream';
-      return { bytes: Buffer.concat(chunks), contentType: generic && served ? served : attachment.contentType };
+      return { bytes, contentType: generic && served ? served : attachment.contentType };
     }
     throw refused('attachment_unavailable', `The attachment URL redirects more than ${maxRedirects} times.`);
   }
