@@ -215,7 +215,7 @@ export async function createGateway(options: GatewayOptions) {
     }
     const dispatcher = new WebhookDispatcher(redis, keys, webhooks, queues.webhooks, log);
     await dispatcher.start();
-    const sweeper = new RetentionSweeper(redis, keys, settings.messageRetentionDays * 86_400_000, log);
+    const sweeper = new RetentionSweeper(redis, keys, settings.messageRetentionDays * 86_400_000, log, undefined, mediaStore);
     sweeper.start();
     const routingTimers = new RoutingTimers(redis, keys, log);
     routingTimers.start();

@@ -31,6 +31,13 @@ export class LocalFolderMediaStore implements MediaStore {
     return stored;
   }
 
+  async delete(key: string): Promise<void> {
+    const { data, metadata } = this.paths(key);
+    // The metadata goes first: without it the file counts as absent even if removing the bytes fails.
+    await rm(metadata, { force: true });
+    await rm(data, { force: true });
+  }
+
   async get(key: string): Promise<MediaFile | undefined> {
     const { data, metadata } = this.paths(key);
     try {

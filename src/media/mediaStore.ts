@@ -12,6 +12,8 @@ export interface MediaFile { bytes: Buffer; contentType: string }
 export interface MediaStore {
   put(key: string, bytes: Uint8Array, contentType: string): Promise<StoredMedia>;
   get(key: string): Promise<MediaFile | undefined>;
+  /** Forgets a file (retention); a missing one is not an error. */
+  delete(key: string): Promise<void>;
 }
 
 export class MediaTooLargeError extends Error {}
@@ -26,6 +28,13 @@ export const mediaKeyPattern = /^[a-f0-9]{64}$/;
 /** The store key: the account is part of it, so one account's key never finds another's file. */
 export function mediaStoreKey(accountId: string, mediaKey: string): string {
   return `${accountId}/${mediaKey}`;
+}
+
+/** The store keys of the media a message's attachments point at (their `url` is a mediaPath). */
+export function mediaStoreKeysOf(accountId: string, attachments: { url?: string }[] | undefined): string[] {
+  const prefix = `/api/v1/accounts/${encodeURIComponent(accountId)}/media/`;
+  return (attachments ?? []).map((a) => a.url?.startsWith(prefix) ? a.url.slice(prefix.length) : '')
+    .filter((key) => mediaKeyPattern.test(key)).map((key) => mediaStoreKey(accountId, key));
 }
 
 /** The path agents fetch the file at (relative to the gateway's URL). */
