@@ -1,7 +1,7 @@
 // The pipeline's BullMQ queues, their payloads (validated with zod on both ends) and job options.
 import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import { z } from 'zod';
-import { inboundMessageSchema } from './schema/message.ts';
+import { channelSchema, inboundMessageSchema } from './schema/message.ts';
 
 export const queueNames = ['inbound', 'outbound', 'webhooks'] as const;
 export type QueueName = (typeof queueNames)[number];
@@ -18,7 +18,7 @@ export type InboundJob = z.infer<typeof inboundJobSchema>;
 
 /** A channel event that describes the contact rather than speaking to an agent (WeChat subscribe, SCAN…). */
 export const contactJobSchema = z.object({
-  accountId: z.string(), inboxId: z.string(), channel: z.enum(['wechat', 'sms', 'email', 'webchat']),
+  accountId: z.string(), inboxId: z.string(), channel: channelSchema,
   channelId: z.string().min(1).max(512), externalId: z.string().min(1).max(1000), event: z.string().min(1).max(100),
   attributes: z.record(z.string(), z.unknown()), sentAt: z.string(),
 });

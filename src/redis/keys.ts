@@ -32,5 +32,10 @@ export function keyspace(prefix: string) {
     live: k('live'),
     workerHeartbeats: k('workers'),
     bootstrap: (name: string) => k('bootstrap', name),
+    /** A WeChat access_token, per appId and a fingerprint of its secret. */
+    wechatToken: (appId: string, secretFingerprint: string) => k('wechat', 'token', appId, secretFingerprint),
+    wechatpayCertificates: (inboxId: string) => k('wechatpay', 'certs', inboxId),
+    /** A paid transaction -> the payer's contact (refund notifications carry no OpenID). */
+    paymentTransaction: (accountId: string, transactionDigest: string) => k('paytx', accountId, transactionDigest),
   };
 }

@@ -5,14 +5,14 @@ import type { Redis } from 'ioredis';
 import { runScript } from '../commands/index.ts';
 import { badRequest, conflict, notFound } from '../http/errors.ts';
 import type { Keyspace } from '../redis/keys.ts';
-import type { Channel } from '../schema/message.ts';
+import { channelSchema, type Channel } from '../schema/message.ts';
 import type { AccountRecord, RecordStore } from '../store/recordStore.ts';
 import {
   matchRule, routingProblems, routingSettingsSchema, teamsReferenced, type BusinessHours, type RoutingSettings, type Strategy, type TeamHours,
 } from './routingRules.ts';
 
 export const defaultQueueId = 'default';
-export const routingChannels: Channel[] = ['webchat', 'wechat', 'sms', 'email'];
+export const routingChannels: readonly Channel[] = channelSchema.options;
 
 export interface TeamRecord extends AccountRecord {
   name: string;

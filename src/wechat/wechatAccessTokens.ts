@@ -55,7 +55,7 @@ export class WechatAccessTokens implements WechatTokenSource {
    */
   tokenKey(credentials: Pick<WechatCredentials, 'appId' | 'appSecret'>): string {
     const fingerprint = createHash('sha256').update(`${credentials.appId}\n${credentials.appSecret}`).digest('hex').slice(0, 16);
-    return `${this.keys.prefix}:wechat:token:${credentials.appId}:${fingerprint}`;
+    return this.keys.wechatToken(credentials.appId, fingerprint);
   }
 
   async getToken(inbox: InboxRecord, credentials: WechatCredentials): Promise<string> {

@@ -12,7 +12,7 @@ export class PaymentRecorder {
 
   async record(job: PaymentJob): Promise<'recorded' | 'duplicate'> {
     const { payment } = job;
-    const transactionKey = `${this.keys.prefix}:paytx:${job.accountId}:${keyDigest(payment.transactionId)}`;
+    const transactionKey = this.keys.paymentTransaction(job.accountId, keyDigest(payment.transactionId));
     // Refunds carry no OpenID: the payer is whoever paid that transaction.
     let openId = payment.openId ?? '';
     if (!openId) {

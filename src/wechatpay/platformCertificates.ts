@@ -31,7 +31,7 @@ type StoredCertificate = { serialNo: string; certificate: string; expireTime?: s
 export class PlatformCertificates {
   constructor(private readonly redis: Redis, private readonly keys: Keyspace, private readonly log: Logger) {}
 
-  private key(inboxId: string) { return `${this.keys.prefix}:wechatpay:certs:${inboxId}`; }
+  private key(inboxId: string) { return this.keys.wechatpayCertificates(inboxId); }
 
   /** The inbox's configured keys plus the certificates downloaded for it. */
   async verificationKeys(inbox: InboxRecord, credentials: WechatpayCredentials): Promise<Map<string, KeyObject>> {

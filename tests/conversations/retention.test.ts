@@ -60,16 +60,6 @@ describe('message retention', () => {
     expect(listed).toEqual(expect.arrayContaining([reopened, open]));
     expect((await t.api('GET', `/api/v1/accounts/${tenant.accountId}/contacts/${contactId}`, { key: tenant.apiKey })).status).toBe(200);
   });
-});
-
-describe('message retention and stored media', () => {
-  let t: TestGateway;
-  let tenant: Tenant;
-  beforeAll(async () => {
-    t = await startTestGateway();
-    tenant = await createTenant(t);
-  });
-  afterAll(() => t.stop());
 
   it('deletes the stored files of the messages it forgets, and no others', async () => {
     const folder = mkdtempSync(join(tmpdir(), 'gateway-media-retention-'));

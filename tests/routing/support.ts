@@ -1,5 +1,4 @@
 // Routing test fixtures: teams, rules and conversations through the API, read back from events and Redis.
-import { keyDigest } from '../../src/ids.ts';
 import { InboundAcceptor } from '../../src/ingest/acceptInbound.ts';
 import type { GatewayEvent } from '../../src/schema/event.ts';
 import { newVisitorId, streamEvents, visitorMessage, waitFor } from '../support/coreFixtures.ts';
@@ -62,8 +61,4 @@ export class RoutingFixture {
   async assignees(ids: string[]): Promise<(string | null)[]> {
     return Promise.all(ids.map(async (id) => (await this.conversation(id)).assigneeId));
   }
-}
-
-export function openConversationKey(t: TestGateway, tenant: Tenant, visitorId: string): string {
-  return t.gateway.keys.openConversation(tenant.inboxId, keyDigest(visitorId));
 }
