@@ -85,7 +85,7 @@ function report(config: { n: number; rate: number; seconds: number; concurrency:
     row('all', latency.toAgent, `goal p99 ≤ ${p99GoalMs} ms  ${verdict(latency.toAgent.p99 <= p99GoalMs && latency.received === latency.sent)}`),
     row('first of a conversation', latency.firstOfConversation, '(ingest + routing → conversation.assigned)'),
     row('later in a conversation', latency.laterInConversation, '(message.received)'),
-    row("visitor → 'accepted' frame", latency.toAccepted, '(web side: INCR + queue add)'),
+    row("visitor → 'accepted' frame", latency.toAccepted, '(web side: the queue add)'),
     '  stages, from the gateway\'s own timestamps (ms resolution; "assigned" = in the conversation.assigned frame):',
     ...Object.entries(latency.stages).map(([name, summary]) => row(`  ${name}`, summary).trimEnd()),
   ];

@@ -1,7 +1,7 @@
 // `npm run bench:wechat`: the WeChat server URL in safe mode (POST /wechat/{inboxId}?…&encrypt_type=aes)
 // beside the npm package `wechat` (node-webot) receiving the same messages and adding each to a BullMQ
 // queue, in the same run, on the same Redis. Both answer only once the message is queued: the gateway
-// `success` after its INCR + queue add, the package `res.reply('')` (its empty ack) after the add.
+// `success` after its queue add, the package `res.reply('')` (its empty ack) after the add.
 //   - throughput: BENCH_ROUNDS (3) rounds of BENCH_N (10000) fresh messages from BENCH_OPENIDS (1000)
 //     OpenIDs at BENCH_CONCURRENCY (32) requests in flight; the two servers take turns (the first one
 //     alternates) and the median round by ratio is the verdict;

@@ -80,7 +80,7 @@ export async function createGateway(options: GatewayOptions) {
   redis.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
   const keys = keyspace(settings.redisPrefix);
   const metrics = createMetrics();
-  // Producers (queue adds, the acceptor's INCR) share a connection that sends each tick's commands in
+  // Producers (queue adds) share a connection that sends each tick's commands in
   // one write; blocking consumers never use it.
   const producerRedis: Redis = createRedis(options.redisUrl, `gateway-${role}-producer`, { autoPipelining: true });
   producerRedis.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
@@ -97,7 +97,7 @@ export async function createGateway(options: GatewayOptions) {
   const router = new Router(redis, keys, teams, new RecordStore<RoutingRecord>(redis, keys, 'routing'));
   const actions = new ConversationActions(redis, keys, conversations, queues.outbound, router);
   const webhooks = new WebhookSubscriptions(redis, keys, secretBox);
-  const acceptor = new InboundAcceptor(producerRedis, keys, queues.inbound);
+  const acceptor = new InboundAcceptor(queues.inbound);
   const contacts = new ContactUpdates(redis, keys, settings.messageRetentionDays * 86400);
   const services: ApiServices = {
     redis, keys, queues, accounts, agents, inboxes, conversations, actions, webhooks, teams, router, contacts,

@@ -9,6 +9,8 @@
 
   Returns {'created', messageId, seq} | {'existing', messageId} | {'closed'} | {'missing'}
 ]]
+--- @include "sequence"
+
 local prefix, nowIso, messageId = ARGV[1], ARGV[2], ARGV[3]
 if ARGV[5] ~= '0' then
   local existing = redis.call('GET', KEYS[2])
@@ -17,7 +19,7 @@ end
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'missing'} end
 local f = redis.call('HMGET', KEYS[1], 'status', 'id', 'contactId', 'sequenceKey', 'accountId')
 if f[1] ~= 'open' then return {'closed'} end
-local seq = redis.call('INCR', f[4])
+local seq = nextSequence(f[4])
 redis.call('HSET', KEYS[3], 'body', ARGV[4], 'accountId', f[5], 'conversationId', f[2], 'contactId', f[3], 'seq', seq,
   'status', 'queued', 'statusAt', nowIso)
 redis.call('ZADD', prefix .. ':conv:' .. f[2] .. ':msgs', seq, messageId)

@@ -10,7 +10,7 @@
 
   ARGV[1] prefix          ARGV[2] accountId     ARGV[3] inboxId      ARGV[4] channel
   ARGV[5] channelId       ARGV[6] contactName   ARGV[7] messageId    ARGV[8] new contact id
-  ARGV[9] new conv. id    ARGV[10] now (ISO)    ARGV[11] seq         ARGV[12] message body JSON
+  ARGV[9] new conv. id    ARGV[10] now (ISO)    ARGV[11] arrival seq  ARGV[12] message body JSON
   ARGV[13] visitor hint   ARGV[14] sequence key ARGV[15] retention seconds
   ARGV[16] now (ms)
   A message within the account's reopen window (reopenWindowMs in its default queue's cfg) after the
@@ -22,6 +22,7 @@
 --- @include "emitEvent"
 --- @include "messageJson"
 --- @include "contact"
+--- @include "sequence"
 
 local prefix, accountId, inboxId, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local nowIso = ARGV[10]
@@ -74,6 +75,7 @@ local convKey = prefix .. ':conv:' .. convId
 local messageId = ARGV[7]
 local msgKey = prefix .. ':msg:' .. messageId
 local seq = tonumber(ARGV[11])
+raiseSequence(ARGV[14], seq)
 redis.call('HSET', msgKey, 'body', ARGV[12], 'accountId', accountId, 'conversationId', convId, 'contactId', contactId,
   'seq', seq, 'contactCreated', contactCreated, 'conversationCreated', convCreated)
 redis.call('ZADD', prefix .. ':conv:' .. convId .. ':msgs', seq, messageId)

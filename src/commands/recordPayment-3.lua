@@ -16,6 +16,7 @@
 --- @include "emitEvent"
 --- @include "messageJson"
 --- @include "contact"
+--- @include "sequence"
 
 local prefix, nowIso, accountId, inboxId = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 if redis.call('GET', KEYS[1]) then return {'duplicate'} end
@@ -42,7 +43,7 @@ emitEvent(prefix, accountId, ARGV[9], ARGV[8], '/accounts/' .. accountId .. '/in
 if convId ~= '' then
   local messageId = ARGV[11]
   local msgKey = prefix .. ':msg:' .. messageId
-  local seq = redis.call('INCR', c[3])
+  local seq = nextSequence(c[3])
   redis.call('HSET', msgKey, 'body', ARGV[12], 'accountId', accountId, 'conversationId', convId, 'contactId', contactId,
     'seq', seq, 'contactCreated', 0, 'conversationCreated', 0)
   redis.call('ZADD', convKey .. ':msgs', seq, messageId)

@@ -1,16 +1,16 @@
 // The one door into the pipeline: an adapter's inbound message is durably queued (deduplicated by
 // the provider's own id) before the provider or visitor is told it was received.
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { keyDigest } from '../ids.ts';
-import type { Keyspace } from '../redis/keys.ts';
 import { jobOptions, type ContactJob, type InboundJob, type PaymentJob } from '../queues.ts';
 import type { InboundMessage } from '../schema/message.ts';
 
 export interface AcceptedInbound { messageId: string; seq: number }
 
 export class InboundAcceptor {
-  constructor(private readonly redis: Redis, private readonly keys: Keyspace, private readonly queue: Queue) {}
+  private lastSeq = 0;
+
+  constructor(private readonly queue: Queue) {}
 
   /** The message id is derived from the provider's id, so every retry of one message names the same message. */
   static messageIdFor(inboxId: string, externalId: string): string {
@@ -19,8 +19,9 @@ export class InboundAcceptor {
 
   async accept(message: InboundMessage, extra: { contactName?: string; visitorHint?: string } = {}): Promise<AcceptedInbound> {
     const messageId = InboundAcceptor.messageIdFor(message.inboxId, message.externalId);
-    // The seq is taken on arrival, so a conversation keeps arrival order whatever order workers finish in.
-    const seq = await this.redis.incr(this.keys.sequence(message.inboxId, keyDigest(message.from.channelId)));
+    // The seq is taken on arrival, so a conversation keeps arrival order whatever order workers finish in:
+    // a microsecond reading of this process's clock, strictly increasing here (see includes/sequence.lua).
+    const seq = this.lastSeq = Math.max(Date.now() * 1000, this.lastSeq + 1);
     const job: InboundJob = {
       messageId, seq, receivedAt: new Date().toISOString(),
       contactName: extra.contactName ?? message.from.name ?? '', visitorHint: extra.visitorHint ?? '', message,

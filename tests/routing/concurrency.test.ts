@@ -8,7 +8,6 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InboundAcceptor } from '../../src/ingest/acceptInbound.ts';
 import { createRedis } from '../../src/redis/connection.ts';
-import { keyspace } from '../../src/redis/keys.ts';
 import type { GatewayEvent } from '../../src/schema/event.ts';
 import { newVisitorId, visitorMessage } from '../support/coreFixtures.ts';
 import { createTenantOn, newDeployment, startGatewayProcess, type Deployment, type GatewayProcess } from '../support/gatewayProcess.ts';
@@ -85,11 +84,11 @@ describe(`routing under concurrency: ${workerCount} workers, ${conversationCount
     const startedAt = Date.now();
     const visitors = Array.from({ length: conversationCount }, newVisitorId);
     expect(new Set(visitors).size).toBe(conversationCount);
-    // The messages go through the gateway's own door (InboundAcceptor: sequence number, then the
+    // The messages go through the gateway's own door (InboundAcceptor: arrival seq, then the
     // inbound job), from this process, so all 5,000 are queued within a moment of each other.
     const producer = createRedis(deployment.redisUrl, 'test-producer', { autoPipelining: true });
     const inboundProducer = new Queue('inbound', { connection: producer, prefix: `${deployment.prefix}:q` });
-    const acceptor = new InboundAcceptor(producer, keyspace(deployment.prefix), inboundProducer);
+    const acceptor = new InboundAcceptor(inboundProducer);
 
     // Resolvers: several concurrent callers pick a random agent's held conversation and resolve it via
     // the API (which frees the capacity and hands that agent the next waiting conversation).
