@@ -12,6 +12,7 @@ const parser = new XMLParser({
   trimValues: false,
   processEntities: true,
   htmlEntities: false,
+  jPath: false, // no callbacks read the path: skip building its string for every value
 });
 
 /** The fields of a push's <xml> root, as strings. A DOCTYPE (entity expansion) is refused outright. */

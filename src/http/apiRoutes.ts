@@ -38,11 +38,11 @@ export class ApiRegistry {
     this.routes.push(spec as unknown as RouteSpec);
   }
 
-  mount(router: Router, authenticate: AuthMiddleware, readBody: (ctx: Context, next: () => Promise<unknown>) => Promise<unknown>): void {
+  mount(routerFor: (path: string) => Router, authenticate: AuthMiddleware, readBody: (ctx: Context, next: () => Promise<unknown>) => Promise<unknown>): void {
     for (const spec of this.routes) {
       if (!spec.handler) continue;
       const handler = spec.handler;
-      router[spec.method](spec.path, authenticate(spec.auth), readBody, async (ctx: Context) => {
+      routerFor(spec.path)[spec.method](spec.path, authenticate(spec.auth), readBody, async (ctx: Context) => {
         const input = {
           body: spec.body ? parseWith(spec.body, ctx.request.body ?? {}, 'body') : ctx.request.body,
           query: spec.query ? parseWith(spec.query, ctx.query, 'query') : ctx.query,

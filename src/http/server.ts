@@ -19,9 +19,17 @@ export interface UpgradeRoute {
 
 export function createHttpApp(deps: { registry: ApiRegistry; auth: Authenticator; log: Logger; metrics: Metrics; bodyLimitBytes: number }): Koa {
   const app = new Koa({ proxy: true });
-  const router = new Router();
+  // The business API holds most routes; provider pushes and visitor calls (the busy paths) are matched
+  // against their own few instead of all of them.
+  const apiRouter = new Router();
+  const edgeRouter = new Router();
+  const isApi = (path: string) => path.startsWith('/api/');
   // Each route authenticates first, then reads its body: an unknown caller never makes us read one.
-  deps.registry.mount(router, deps.auth.middleware, bodyMiddleware(deps.bodyLimitBytes));
+  deps.registry.mount((path) => (isApi(path) ? apiRouter : edgeRouter), deps.auth.middleware, bodyMiddleware(deps.bodyLimitBytes));
+  const routes = { api: apiRouter.routes() as Koa.Middleware, edge: edgeRouter.routes() as Koa.Middleware };
+  const allowedMethods = {
+    api: apiRouter.allowedMethods({ throw: false }) as Koa.Middleware, edge: edgeRouter.allowedMethods({ throw: false }) as Koa.Middleware,
+  };
 
   app.use(async function measure(ctx, next) {
     const started = performance.now();
@@ -34,8 +42,8 @@ export function createHttpApp(deps: { registry: ApiRegistry; auth: Authenticator
     }
   });
   app.use(errorMiddleware(deps.log));
-  app.use(router.routes());
-  app.use(router.allowedMethods({ throw: false }));
+  app.use((ctx, next) => routes[isApi(ctx.path) ? 'api' : 'edge'](ctx, next));
+  app.use((ctx, next) => allowedMethods[isApi(ctx.path) ? 'api' : 'edge'](ctx, next));
   app.use(async function notFoundFallback(ctx) {
     if (ctx.status === 404 && ctx.body === undefined) ctx.body = { error: { code: 'not_found', message: 'no such route' } };
   });
