@@ -18,6 +18,33 @@ const parser = new XMLParser({
 /** The fields of a push's <xml> root, as strings. A DOCTYPE (entity expansion) is refused outright. */
 export function parseWechatXml(xml: string): Record<string, string> {
   if (/<!DOCTYPE|<!ENTITY/i.test(xml)) throw new WechatPayloadError('XML with a DOCTYPE is not accepted');
+  return scanFlatPush(xml) ?? parseWithLibrary(xml);
+}
+
+// A push is one flat <xml> of <Name>value</Name> fields, each value CDATA or plain text without
+// markup or entities. That shape is read by this strict scan, a tenth of the parser's cost on the
+// webhook's path; anything else (nesting, entities, comments, a repeated name) goes to the parser.
+// (CDATA content never holds `]]>`: a value split across two CDATA sections is the parser's.)
+const flatField = /<([A-Za-z][A-Za-z0-9_]*)>(?:<!\[CDATA\[((?:[^\]]|\](?!\]>))*)\]\]>|([^<&]*))<\/\1>\s*/y;
+
+export function scanFlatPush(xml: string): Record<string, string> | undefined {
+  const body = xml.trim();
+  if (!body.startsWith('<xml>') || !body.endsWith('</xml>')) return undefined;
+  const end = body.length - '</xml>'.length;
+  const fields: Record<string, string> = {};
+  flatField.lastIndex = '<xml>'.length;
+  while (/\s/.test(body[flatField.lastIndex] ?? '')) flatField.lastIndex += 1;
+  while (flatField.lastIndex < end) {
+    const match = flatField.exec(body);
+    if (!match || match.index + match[0].length > end) return undefined;
+    const name = match[1]!;
+    if (Object.hasOwn(fields, name) || name === '__proto__') return undefined;
+    fields[name] = match[2] ?? match[3]!;
+  }
+  return flatField.lastIndex === end ? fields : undefined;
+}
+
+function parseWithLibrary(xml: string): Record<string, string> {
   let parsed: unknown;
   try {
     parsed = parser.parse(xml, true);

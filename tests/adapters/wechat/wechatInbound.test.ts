@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { normalizeWechatPush, parseWechatXml, passiveTextReply, WechatPayloadError } from '../../../adapters/wechat/wechatInbound.ts';
+import { normalizeWechatPush, parseWechatXml, passiveTextReply, scanFlatPush, WechatPayloadError } from '../../../adapters/wechat/wechatInbound.ts';
 
 const head = (type: string, extra: string) =>
   `<xml><ToUserName><![CDATA[gh_123456789abc]]></ToUserName><FromUserName><![CDATA[oUser_OpenId-1]]></FromUserName>`
@@ -76,6 +76,32 @@ describe('WeChat pushes normalized into the one format', () => {
     ];
     for (const [xml, reason] of bad) expect(() => normalizeWechatPush(parseWechatXml(xml)), xml).toThrow(reason);
     expect(() => parseWechatXml('<<<')).toThrow(WechatPayloadError);
+  });
+
+  it('reads the flat push shape with a strict scan and leaves every other shape to the XML parser', () => {
+    const pretty = `<xml>\n  <ToUserName><![CDATA[gh_1]]></ToUserName>\n  <FromUserName><![CDATA[oU]]></FromUserName>\n`
+      + `  <CreateTime>1348831860</CreateTime>\n  <MsgType><![CDATA[text]]></MsgType>\n  <Content><![CDATA[ a <b> & c ]]></Content>\n`
+      + `  <MsgId>1234567890123456</MsgId>\n  <Empty></Empty>\n</xml>\n`;
+    const fields = { ToUserName: 'gh_1', FromUserName: 'oU', CreateTime: '1348831860', MsgType: 'text', Content: ' a <b> & c ', MsgId: '1234567890123456', Empty: '' };
+    expect(scanFlatPush(pretty)).toEqual(fields);
+    expect(parseWechatXml(pretty)).toEqual(fields);
+    // Each of these is not the flat shape: the parser reads it (or refuses it) instead.
+    const withField = (xml: string) => head('event', xml);
+    const notFlat: [string, Record<string, string> | RegExp][] = [
+      [withField('<Event><![CDATA[scancode_push]]></Event><ScanCodeInfo><ScanType>qrcode</ScanType></ScanCodeInfo>'), { Event: 'scancode_push' }],
+      [withField('<Event>a &amp; b</Event>'), { Event: 'a & b' }],
+      [withField('<!-- note --><Event>CLICK</Event>'), { Event: 'CLICK' }],
+      [withField('<Event>CLICK</Event><Event>VIEW</Event>'), {}],
+      [withField('<Event>CLICK</Event>') + 'trailing', /malformed XML/],
+      [withField('<Event>CLICK</Evnt>'), /malformed XML/],
+      [withField('<__proto__>x</__proto__>'), /malformed XML/],
+      [withField('<Event><![CDATA[a]]]]><![CDATA[>b]]></Event>'), { Event: 'a]]>b' }],
+    ];
+    for (const [xml, expected] of notFlat) {
+      expect(scanFlatPush(xml), xml).toBeUndefined();
+      if (expected instanceof RegExp) expect(() => parseWechatXml(xml), xml).toThrow(expected);
+      else expect(parseWechatXml(xml), xml).toMatchObject({ MsgType: 'event', ...expected });
+    }
   });
 
   it('writes passive text replies that survive CDATA terminators', () => {
