@@ -1,11 +1,11 @@
 // WeChat Official Account message signing and safe-mode encryption (WXBizMsgCrypt), on node:crypto.
 // The facts and vectors are in ../shared/PROTOCOLS.md; the official SDK's padding is PKCS#7 over
 // 32-byte blocks, which node's own padding (16-byte blocks) would reject, so padding is done here.
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** sha1 of the sorted parts joined: the URL check and message `signature`, and (with Encrypt) `msg_signature`. */
 export function wechatSignature(...parts: string[]): string {
-  return createHash('sha1').update([...parts].sort().join('')).digest('hex');
+  return hash('sha1', [...parts].sort().join(''), 'hex');
 }
 
 export function verifyWechatSignature(expected: string | undefined, ...parts: string[]): boolean {
@@ -15,9 +15,16 @@ export function verifyWechatSignature(expected: string | undefined, ...parts: st
 
 export class WechatCryptoError extends Error {}
 
+// An inbox's key is decoded once, not for every push (bounded: a busy gateway has a few thousand inboxes).
+const decodedKeys = new Map<string, Buffer>();
+
 function aesKey(encodingAESKey: string): Buffer {
-  const key = Buffer.from(`${encodingAESKey}=`, 'base64');
+  let key = decodedKeys.get(encodingAESKey);
+  if (key) return key;
+  key = Buffer.from(`${encodingAESKey}=`, 'base64');
   if (encodingAESKey.length !== 43 || key.length !== 32) throw new WechatCryptoError('EncodingAESKey must be 43 characters of base64');
+  if (decodedKeys.size >= 10_000) decodedKeys.clear();
+  decodedKeys.set(encodingAESKey, key);
   return key;
 }
 

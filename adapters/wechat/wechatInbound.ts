@@ -80,51 +80,54 @@ export function normalizeWechatPush(fields: Record<string, string>): WechatPush 
   for (const name of required) if (!fields[name]) throw new WechatPayloadError(`${name} is missing`);
   if (!/^\d{1,12}$/.test(fields.CreateTime!)) throw new WechatPayloadError('CreateTime is not a number of seconds');
   const sentAt = new Date(Number(fields.CreateTime) * 1000).toISOString();
-  const from = { channelId: fields.FromUserName! };
-  const to = { channelId: fields.ToUserName! };
-  const message = (externalId: string, content: MessageContent): WechatPush => ({
-    kind: 'message', message: { channel: 'wechat', externalId, from, to, sentAt, content },
-  });
-  const msgId = fields.MsgId ?? fields.MsgID;
-  const needId = () => {
-    if (!msgId) throw new WechatPayloadError(`MsgId is missing on a ${fields.MsgType} message`);
-    return msgId;
-  };
 
   switch (fields.MsgType) {
     case 'text':
-      return message(needId(), { type: 'text', text: fields.Content ?? '' });
+      return messagePush(fields, sentAt, requiredMsgId(fields), { type: 'text', text: fields.Content ?? '' });
     case 'image':
-      return message(needId(), { type: 'image', attachments: [{ url: fields.PicUrl, mediaId: fields.MediaId, contentType: 'image/jpeg' }] });
+      return messagePush(fields, sentAt, requiredMsgId(fields), { type: 'image', attachments: [{ url: fields.PicUrl, mediaId: fields.MediaId, contentType: 'image/jpeg' }] });
     case 'voice':
       // Speech recognition, when on, is kept as the text, so agents and rules can read it.
-      return message(needId(), {
+      return messagePush(fields, sentAt, requiredMsgId(fields), {
         type: 'audio', ...(fields.Recognition ? { text: fields.Recognition } : {}),
         attachments: [{ mediaId: fields.MediaId, contentType: `audio/${(fields.Format ?? 'amr').toLowerCase()}` }],
       });
     case 'video':
     case 'shortvideo':
-      return message(needId(), {
+      return messagePush(fields, sentAt, requiredMsgId(fields), {
         type: 'video', attachments: [
           { mediaId: fields.MediaId, contentType: 'video/mp4' },
           ...(fields.ThumbMediaId ? [{ mediaId: fields.ThumbMediaId, contentType: 'image/jpeg', name: 'thumbnail' }] : []),
         ],
       });
     case 'location':
-      return message(needId(), {
+      return messagePush(fields, sentAt, requiredMsgId(fields), {
         type: 'location', location: { lat: coordinate(fields.Location_X, 'Location_X'), lng: coordinate(fields.Location_Y, 'Location_Y'), ...(fields.Label ? { label: fields.Label } : {}) },
       });
     case 'link':
       if (!fields.Url) throw new WechatPayloadError('Url is missing on a link message');
-      return message(needId(), { type: 'link', link: { url: fields.Url, ...(fields.Title ? { title: fields.Title } : {}), ...(fields.Description ? { description: fields.Description } : {}) } });
+      return messagePush(fields, sentAt, requiredMsgId(fields), { type: 'link', link: { url: fields.Url, ...(fields.Title ? { title: fields.Title } : {}), ...(fields.Description ? { description: fields.Description } : {}) } });
     case 'event':
-      return normalizeEvent(fields, sentAt, message);
+      return normalizeEvent(fields, sentAt);
     default:
       return { kind: 'ignored', reason: `MsgType ${fields.MsgType} is not one the gateway handles` };
   }
 }
 
-function normalizeEvent(fields: Record<string, string>, sentAt: string, message: (externalId: string, content: MessageContent) => WechatPush): WechatPush {
+function messagePush(fields: Record<string, string>, sentAt: string, externalId: string, content: MessageContent): WechatPush {
+  return {
+    kind: 'message',
+    message: { channel: 'wechat', externalId, from: { channelId: fields.FromUserName! }, to: { channelId: fields.ToUserName! }, sentAt, content },
+  };
+}
+
+function requiredMsgId(fields: Record<string, string>): string {
+  const msgId = fields.MsgId ?? fields.MsgID;
+  if (!msgId) throw new WechatPayloadError(`MsgId is missing on a ${fields.MsgType} message`);
+  return msgId;
+}
+
+function normalizeEvent(fields: Record<string, string>, sentAt: string): WechatPush {
   const event = fields.Event;
   if (!event) throw new WechatPayloadError('Event is missing on an event push');
   // Events carry no id: the user and the second identify one (WeChat's own dedup advice).
@@ -148,11 +151,11 @@ function normalizeEvent(fields: Record<string, string>, sentAt: string, message:
     case 'CLICK':
     case 'VIEW':
       // A menu click is the customer asking for something: a message whose event key routing rules can match.
-      return message(externalId, { type: 'event', event: { name: event, ...(key ? { key } : {}) } });
+      return messagePush(fields, sentAt, externalId, { type: 'event', event: { name: event, ...(key ? { key } : {}) } });
     case 'TEMPLATESENDJOBFINISH':
       return { kind: 'ignored', reason: 'template message receipts are not tracked' };
     default:
-      return message(externalId, { type: 'event', event: { name: event, ...(key ? { key } : {}) } });
+      return messagePush(fields, sentAt, externalId, { type: 'event', event: { name: event, ...(key ? { key } : {}) } });
   }
 }
 

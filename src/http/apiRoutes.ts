@@ -43,11 +43,10 @@ export class ApiRegistry {
       if (!spec.handler) continue;
       const handler = spec.handler;
       routerFor(spec.path)[spec.method](spec.path, authenticate(spec.auth), readBody, async (ctx: Context) => {
-        const input = {
-          body: spec.body ? parseWith(spec.body, ctx.request.body ?? {}, 'body') : ctx.request.body,
-          query: spec.query ? parseWith(spec.query, ctx.query, 'query') : ctx.query,
-          params: ctx.params as Record<string, string>,
-        };
+        const body = spec.body ? parseWith(spec.body, ctx.request.body ?? {}, 'body') : ctx.request.body;
+        const query = spec.query ? parseWith(spec.query, ctx.query, 'query') : undefined;
+        // A route without a query schema parses its query string only if it reads it.
+        const input = { body, get query() { return query ?? ctx.query; }, params: ctx.params as Record<string, string> };
         const result = await handler(ctx, input as RouteInput<unknown, unknown>);
         if (result !== undefined) {
           ctx.status = spec.successStatus ?? 200;
