@@ -42,6 +42,7 @@ import { LocalFolderMediaStore } from './media/localFolderMediaStore.ts';
 import { registerMediaRoutes } from './media/mediaRoutes.ts';
 import { createMetrics } from './metrics.ts';
 import { createOutboundProcessor } from './outbound/outboundWorker.ts';
+import { OutboxSweeper } from './outbound/outboxSweeper.ts';
 import { closeQueues, createQueues, webhookBackoff, type QueueName } from './queues.ts';
 import { createRedis } from './redis/connection.ts';
 import { keyspace } from './redis/keys.ts';
@@ -217,6 +218,8 @@ export async function createGateway(options: GatewayOptions) {
     await dispatcher.start();
     const sweeper = new RetentionSweeper(redis, keys, settings.messageRetentionDays * 86_400_000, log, undefined, mediaStore);
     sweeper.start();
+    const outbox = new OutboxSweeper(redis, keys, queues.outbound, log);
+    outbox.start();
     const routingTimers = new RoutingTimers(redis, keys, log);
     routingTimers.start();
     const workerId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
@@ -229,6 +232,7 @@ export async function createGateway(options: GatewayOptions) {
       await Promise.all(workers.map((w) => w.close()));
       await dispatcher.stop();
       await sweeper.stop();
+      await outbox.stop();
       await routingTimers.stop();
       await redis.zrem(keys.workerHeartbeats, workerId).catch(() => undefined);
     });

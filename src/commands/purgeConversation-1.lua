@@ -17,7 +17,10 @@ redis.call('ZREM', KEYS[1], convId)
 if f[1] ~= 'resolved' then return -1 end
 local msgsKey = convKey .. ':msgs'
 local ids = redis.call('ZRANGE', msgsKey, 0, -1)
-for i = 1, #ids do redis.call('DEL', prefix .. ':msg:' .. ids[i]) end
+for i = 1, #ids do
+  redis.call('DEL', prefix .. ':msg:' .. ids[i])
+  redis.call('ZREM', prefix .. ':outbox', ids[i])
+end
 redis.call('DEL', msgsKey, convKey, convKey .. ':declined')
 redis.call('ZREM', prefix .. ':acc:' .. f[2] .. ':conversations', convId)
 if f[3] and redis.call('GET', f[3]) == convId then redis.call('DEL', f[3]) end

@@ -20,6 +20,7 @@ local movesForward = (status == 'failed' and (current == 'queued' or current == 
   or (status ~= 'failed' and current ~= 'failed' and rank[status] > rank[current])
 if not movesForward then return {'unchanged', current} end
 redis.call('HSET', KEYS[1], 'status', status, 'statusAt', nowIso)
+redis.call('ZREM', prefix .. ':outbox', string.match(KEYS[1], '[^:]+$'))
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'externalId', ARGV[4]) end
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'errorCode', ARGV[5], 'errorMessage', ARGV[6]) end
 local eventType = ({ sent = 'message.sent', delivered = 'message.delivered', failed = 'message.failed' })[status]

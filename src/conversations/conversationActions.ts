@@ -7,6 +7,7 @@ import { hashSecret } from '../crypto/tokens.ts';
 import { badRequest, conflict, HttpError, notFound } from '../http/errors.ts';
 import { newId } from '../ids.ts';
 import type { Keyspace } from '../redis/keys.ts';
+import { outboundJobId } from '../outbound/outboxSweeper.ts';
 import { jobOptions, type OutboundJob } from '../queues.ts';
 import type { Router } from '../routing/router.ts';
 import type { Channel, MessageContent, NormalizedMessage } from '../schema/message.ts';
@@ -48,9 +49,10 @@ export class ConversationActions {
     if (r[0] === 'missing') throw notFound('conversation');
     if (r[0] === 'closed') throw conflict('the conversation is resolved: reopen it to reply');
     const storedId = r[1]!;
-    // Queued again on a repeated request too: a crash between the store and the queue is mended by the retry.
+    // Queued again on a repeated request too; a crash between the store and the queue is mended by the
+    // retry or, without one, by the outbox sweeper.
     const job: OutboundJob = { accountId, messageId: storedId };
-    await this.outboundQueue.add('send', job, { ...jobOptions.outbound, jobId: `out-${storedId}` });
+    await this.outboundQueue.add('send', job, { ...jobOptions.outbound, jobId: outboundJobId(storedId) });
     const message = await this.store.message(storedId);
     if (!message) throw new HttpError(500, 'internal', 'stored message not found');
     return message;

@@ -21,6 +21,8 @@ export function keyspace(prefix: string) {
     message: (id: string) => k('msg', id),
     messageDedup: (inboxId: string, externalIdHash: string) => k('msgext', inboxId, externalIdHash),
     idempotency: (accountId: string, keyHash: string) => k('idem', accountId, keyHash),
+    /** Outbound messages stored but not yet sent (zset of message ids by store time, ms): see outboxSweeper. */
+    outbox: k('outbox'),
     agentState: (agentId: string) => k('agentstate', agentId),
     /** A routing queue's keys (cfg, members, avail:{channel}, waiting:{channel}, turns): see src/commands/includes/routing.lua. */
     routingQueue: (accountId: string, queueId: string, part: string) => k('acc', accountId, 'q', queueId, part),

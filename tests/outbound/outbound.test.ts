@@ -4,6 +4,7 @@ import { PermanentSendError, type ChannelAdapter, type SendRequest, type SendRes
 import { ConversationActions } from '../../src/conversations/conversationActions.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createOutboundProcessor, updateMessageStatus } from '../../src/outbound/outboundWorker.ts';
+import { OutboxSweeper } from '../../src/outbound/outboxSweeper.ts';
 import type { OutboundJob } from '../../src/queues.ts';
 import { eventSchema } from '../../src/schema/event.ts';
 import { messageSchema } from '../../src/schema/message.ts';
@@ -99,6 +100,23 @@ describe('outbound: replies, their status and sending through an adapter', () =>
     expect(await updateMessageStatus(redis, keys, failing.id, conversationId, { status: 'delivered' })).toBe(false);
     expect(await storedMessage(failing.id)).toMatchObject({ status: 'failed', error: { code: 'bad_number', message: 'no such phone' } });
     expect(await updateMessageStatus(redis, keys, 'msg_missing', conversationId, { status: 'sent' })).toBe(false);
+  });
+
+  it('sends a reply whose outbound job was never added (a crash between store and queue), once', async () => {
+    const { redis, keys, queues } = t.gateway;
+    const stranded = await unsentReply('stored, then the process died');
+    expect(await redis.zscore(keys.outbox, stranded.id)).not.toBeNull();
+    const sweeper = new OutboxSweeper(redis, keys, queues.outbound, createLogger('silent'));
+    // Within the grace period the add may still be on its way: nothing is touched.
+    expect(await sweeper.sweep()).toBe(0);
+    expect((await storedMessage(stranded.id))!.status).toBe('queued');
+    // Past it, the job is added again and the worker sends the reply; the sent status leaves the outbox.
+    const later = Date.now() + 60_000;
+    expect(await sweeper.sweep(later)).toBe(1);
+    await waitFor(() => storedMessage(stranded.id), (m) => m?.status === 'sent', 'the stranded reply sent');
+    expect(await redis.zscore(keys.outbox, stranded.id)).toBeNull();
+    expect(await sweeper.sweep(later + 60_000)).toBe(0);
+    expect((await eventsAbout(stranded.id)).map((e) => e.type)).toEqual(['message.sent']);
   });
 
   describe('the outbound processor with a fake adapter', () => {
