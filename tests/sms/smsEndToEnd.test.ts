@@ -1,0 +1,212 @@
+// SMS end to end, for each provider, against a local fake provider API (the inbox's apiBaseUrl): an
+// inbound SMS reaches an agent, the agent's reply reaches the fake API, and a receipt marks it
+// delivered. A push delivered twice is stored once; the same receipt twice changes nothing.
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { twilioSignature } from '../../adapters/sms/twilio.ts';
+import { formFields } from '../../adapters/sms/smsProvider.ts';
+import { vonageSignature } from '../../adapters/sms/vonage.ts';
+import { eventsOfType, streamEvents, waitFor } from '../support/coreFixtures.ts';
+import { createTenant, startTestGateway, type Tenant, type TestGateway } from '../support/testGateway.ts';
+
+export interface FakeCall { provider: string; path: string; headers: IncomingMessage['headers']; body: string }
+
+/** One local server standing in for all four provider APIs (/twilio, /aliyun, /tencent, /vonage). */
+export async function startFakeProviders(): Promise<{ server: Server; url: string; calls: FakeCall[] }> {
+  const calls: FakeCall[] = [];
+  let n = 0;
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => {
+      const [, provider = '', ...rest] = (req.url ?? '/').split('/');
+      calls.push({ provider, path: `/${rest.join('/')}`, headers: req.headers, body });
+      n += 1;
+      const answer = ({
+        twilio: { status: 201, body: { sid: `SMout${n}`, status: 'queued' } },
+        aliyun: { status: 200, body: { Code: 'OK', Message: 'OK', BizId: `biz${n}^0`, RequestId: 'r' } },
+        tencent: { status: 200, body: { Response: { SendStatusSet: [{ SerialNo: `sn:${n}`, Code: 'Ok', Message: 'send success' }], RequestId: 'r' } } },
+        vonage: { status: 200, body: { 'message-count': '1', messages: [{ status: '0', 'message-id': `vout${n}` }] } },
+      } as Record<string, { status: number; body: unknown }>)[provider] ?? { status: 404, body: {} };
+      res.writeHead(answer.status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(answer.body));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, calls };
+}
+
+export const smsCredentials = {
+  twilio: { accountSid: 'AC0001', authToken: 'twilio-auth-token', from: '+15005550006' },
+  aliyun: { accessKeyId: 'LTAIkey', accessKeySecret: 'aliyun-secret', signName: '测试商店', templateCode: 'SMS_1001' },
+  tencent: { secretId: 'AKIDkey', secretKey: 'tencent-secret', sdkAppId: '1400000001', signName: '测试商店', templateId: '449739' },
+  vonage: { apiKey: 'vkey', apiSecret: 'vsecret', from: 'Shop', signatureSecret: 'vonage-signature-secret', signatureMethod: 'sha256' },
+} as const;
+export type SmsProviderName = keyof typeof smsCredentials;
+
+export interface SmsInbox { id: string; urls: { inboundUrl: string; statusUrl: string }; settings: Record<string, unknown> }
+
+/** Builds each provider's inbound push and receipt as it really sends them, signed or tokened. */
+export function smsWebhooks(t: TestGateway, inbox: SmsInbox, provider: SmsProviderName) {
+  const path = (url: string) => new URL(url).pathname + new URL(url).search;
+  const post = (url: string, body: string, contentType: string, headers: Record<string, string> = {}) =>
+    t.api('POST', path(url), { raw: body, headers: { 'content-type': contentType, ...headers } });
+  const twilioPost = (url: string, fields: Record<string, string>) => {
+    const body = new URLSearchParams(fields).toString();
+    const signature = twilioSignature(smsCredentials.twilio.authToken, `${t.gateway.publicUrl}${path(url)}`, formFields(Buffer.from(body)));
+    return post(url, body, 'application/x-www-form-urlencoded', { 'x-twilio-signature': signature });
+  };
+  const vonagePost = (url: string, fields: Record<string, string>) => {
+    const all = { ...fields, timestamp: String(Math.floor(Date.now() / 1000)), nonce: 'n-1' };
+    const sig = vonageSignature(all, smsCredentials.vonage.signatureSecret, 'sha256');
+    return post(url, new URLSearchParams({ ...all, sig }).toString(), 'application/x-www-form-urlencoded');
+  };
+  return {
+    /** An inbound SMS from a national (Aliyun, Tencent) or international number; `id` is the provider's id. */
+    inbound(id: string, text: string, phone: { national: string; e164: string }) {
+      switch (provider) {
+        case 'twilio': return twilioPost(inbox.urls.inboundUrl, { MessageSid: id, AccountSid: 'AC0001', From: phone.e164, To: '+15005550006', Body: text, NumMedia: '0' });
+        case 'aliyun': return post(inbox.urls.inboundUrl, JSON.stringify([{ phone_number: phone.national, content: text, send_time: '2024-05-01 12:00:00', dest_code: '01', sequence_id: Number(id) }]), 'application/json');
+        case 'tencent': return post(inbox.urls.inboundUrl, JSON.stringify({ extend: '', mobile: phone.national, nationcode: '86', sign: '测试商店', text, time: Number(id) }), 'application/json');
+        case 'vonage': return vonagePost(inbox.urls.inboundUrl, { msisdn: phone.e164.slice(1), to: '447700900000', messageId: id, text, type: 'text', 'message-timestamp': '2024-05-01 12:00:00' });
+      }
+    },
+    receipt(externalId: string, messageId: string, delivered = true) {
+      switch (provider) {
+        case 'twilio': return twilioPost(inbox.urls.statusUrl, { MessageSid: externalId, MessageStatus: delivered ? 'delivered' : 'undelivered', ...(delivered ? {} : { ErrorCode: '30003' }) });
+        case 'aliyun': return post(inbox.urls.statusUrl, JSON.stringify([{ phone_number: '13900001234', send_time: '2024-05-01 12:00:00', report_time: '2024-05-01 12:00:05', success: delivered, err_code: delivered ? 'DELIVERED' : 'MK:0001', err_msg: '', sms_size: '1', biz_id: externalId, out_id: messageId }]), 'application/json');
+        case 'tencent': return post(inbox.urls.statusUrl, JSON.stringify([{ user_receive_time: '2024-05-01 12:00:05', nationcode: '86', mobile: '13900001234', report_status: delivered ? 'SUCCESS' : 'FAIL', errmsg: delivered ? 'DELIVRD' : 'MK:0001', description: '', sid: externalId }]), 'application/json');
+        case 'vonage': return vonagePost(inbox.urls.statusUrl, { msisdn: '447700900123', to: 'Shop', messageId: externalId, status: delivered ? 'delivered' : 'failed', 'err-code': delivered ? '0' : '6', 'client-ref': messageId });
+      }
+    },
+  };
+}
+
+export const expectedAck: Record<SmsProviderName, { status: number; body?: unknown }> = {
+  twilio: { status: 200, body: '<?xml version="1.0" encoding="UTF-8"?><Response></Response>' },
+  aliyun: { status: 200, body: { code: 0, msg: '接收成功' } },
+  tencent: { status: 200, body: { result: 0, errmsg: 'OK' } },
+  vonage: { status: 204 },
+};
+
+/** Twilio takes an empty 204 for status callbacks; the others answer receipts as they answer messages. */
+export const receiptAckStatus: Record<SmsProviderName, number> = { twilio: 204, aliyun: 200, tencent: 200, vonage: 204 };
+
+const phones: Record<SmsProviderName, { national: string; e164: string }> = {
+  twilio: { national: '4158675309', e164: '+14158675309' },
+  aliyun: { national: '13900001234', e164: '+8613900001234' },
+  tencent: { national: '13711112222', e164: '+8613711112222' },
+  vonage: { national: '7700900123', e164: '+447700900123' },
+};
+
+describe('SMS end to end', () => {
+  let t: TestGateway;
+  let tenant: Tenant;
+  let fake: Awaited<ReturnType<typeof startFakeProviders>>;
+  const inboxes = {} as Record<SmsProviderName, SmsInbox>;
+
+  beforeAll(async () => {
+    fake = await startFakeProviders();
+    t = await startTestGateway();
+    tenant = await createTenant(t);
+    for (const provider of Object.keys(smsCredentials) as SmsProviderName[]) {
+      const r = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/inboxes`, {
+        key: tenant.apiKey, body: {
+          type: 'sms', name: `SMS ${provider}`, credentials: smsCredentials[provider],
+          settings: { provider, apiBaseUrl: `${fake.url}/${provider}`, defaultRegion: provider === 'twilio' ? 'US' : provider === 'vonage' ? 'GB' : 'CN', sendsPerSecond: 50 },
+        },
+      });
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+      inboxes[provider] = r.body;
+    }
+  });
+  afterAll(async () => {
+    await t?.stop();
+    fake?.server.close();
+  });
+
+  it('shows an unguessable token in the URLs of every SMS inbox, kept across a settings change', async () => {
+    const aliyun = inboxes.aliyun;
+    expect(aliyun.urls.inboundUrl).toMatch(new RegExp(`/sms/${aliyun.id}/inbound\\?token=[A-Za-z0-9_-]{32}$`));
+    const patched = await t.api('PATCH', `/api/v1/accounts/${tenant.accountId}/inboxes/${aliyun.id}`, {
+      key: tenant.apiKey, body: { settings: { provider: 'aliyun', apiBaseUrl: `${fake.url}/aliyun`, defaultRegion: 'CN', sendsPerSecond: 50 } },
+    });
+    expect(patched.body.urls).toEqual(aliyun.urls);
+  });
+
+  for (const provider of Object.keys(smsCredentials) as SmsProviderName[]) {
+    it(`${provider}: an SMS reaches an agent, the reply reaches the provider, a receipt marks it delivered`, async () => {
+      const inbox = inboxes[provider];
+      const hooks = smsWebhooks(t, inbox, provider);
+      const id = provider === 'twilio' ? 'SM00000000000000000000000000000001' : provider === 'vonage' ? '0A00000012345678' : '1714036504';
+      const first = await hooks.inbound(id, 'Where is my parcel? 我的包裹在哪里', phones[provider]);
+      expect(first.status).toBe(expectedAck[provider].status);
+      if (expectedAck[provider].body !== undefined) expect(first.body).toEqual(expectedAck[provider].body);
+      // The provider retries the same push: stored once.
+      expect((await hooks.inbound(id, 'Where is my parcel? 我的包裹在哪里', phones[provider])).status).toBe(expectedAck[provider].status);
+
+      const conversation = await waitFor(async () => {
+        const list = await t.api('GET', `/api/v1/accounts/${tenant.accountId}/conversations?limit=100`, { key: tenant.apiKey });
+        return (list.body.items as any[]).find((c) => c.inboxId === inbox.id);
+      }, (c) => !!c?.assigneeId, `the ${provider} conversation assigned`);
+      expect(conversation.assigneeId).toBe(tenant.agentId);
+      const contact = await t.api('GET', `/api/v1/accounts/${tenant.accountId}/contacts/${conversation.contactId}`, { key: tenant.apiKey });
+      expect(contact.body.channelId).toBe(phones[provider].e164);
+      const history = await t.api('GET', `/api/v1/accounts/${tenant.accountId}/conversations/${conversation.id}/messages`, { key: tenant.apiKey });
+      const inbound = (history.body.items as any[]).filter((m) => m.direction === 'inbound');
+      expect(inbound).toHaveLength(1);
+      expect(inbound[0]).toMatchObject({ channel: 'sms', from: { channelId: phones[provider].e164 }, content: { type: 'text', text: 'Where is my parcel? 我的包裹在哪里' } });
+
+      const before = fake.calls.filter((c) => c.provider === provider).length;
+      const reply = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/conversations/${conversation.id}/messages`, {
+        key: tenant.agentToken, body: { text: 'It left the warehouse today' },
+      });
+      expect(reply.status).toBe(202);
+      const sent = await waitFor(async () => (await t.gateway.services.conversations.message(reply.body.id)), (m) => m?.status === 'sent', `${provider} reply sent`);
+      const calls = fake.calls.filter((c) => c.provider === provider);
+      expect(calls).toHaveLength(before + 1);
+      const call = calls.at(-1)!;
+      if (provider === 'twilio') expect(Object.fromEntries(new URLSearchParams(call.body))).toMatchObject({ To: phones.twilio.e164, Body: 'It left the warehouse today', From: '+15005550006' });
+      if (provider === 'aliyun') expect(JSON.parse(new URLSearchParams(call.body).get('TemplateParam')!)).toEqual({ content: 'It left the warehouse today' });
+      if (provider === 'tencent') expect(JSON.parse(call.body)).toMatchObject({ PhoneNumberSet: [phones.tencent.e164], TemplateParamSet: ['It left the warehouse today'] });
+      if (provider === 'vonage') expect(Object.fromEntries(new URLSearchParams(call.body))).toMatchObject({ to: '447700900123', text: 'It left the warehouse today', 'client-ref': reply.body.id });
+
+      const receipt = await hooks.receipt(sent!.externalId!, reply.body.id);
+      expect(receipt.status).toBe(receiptAckStatus[provider]);
+      expect((await t.gateway.services.conversations.message(reply.body.id))?.status).toBe('delivered');
+      const eventsBefore = await streamEvents(t, tenant.accountId);
+      // The same receipt again, and a late failure: nothing moves, nothing is emitted.
+      expect((await hooks.receipt(sent!.externalId!, reply.body.id)).status).toBe(receiptAckStatus[provider]);
+      expect((await hooks.receipt(sent!.externalId!, reply.body.id, false)).status).toBe(receiptAckStatus[provider]);
+      expect((await t.gateway.services.conversations.message(reply.body.id))?.status).toBe('delivered');
+      const eventsAfter = await streamEvents(t, tenant.accountId);
+      expect(eventsAfter).toHaveLength(eventsBefore.length);
+      const mine = (type: string) => eventsOfType(eventsAfter, type).filter((e) => (e.data as any).id === reply.body.id);
+      expect(mine('message.sent')).toHaveLength(1);
+      expect(mine('message.delivered')).toHaveLength(1);
+    });
+  }
+
+  it('fails a reply with the provider receipt code', async () => {
+    const inbox = inboxes.twilio;
+    const conversation = ((await t.api('GET', `/api/v1/accounts/${tenant.accountId}/conversations?limit=100`, { key: tenant.apiKey })).body.items as any[])
+      .find((c) => c.inboxId === inbox.id);
+    const reply = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/conversations/${conversation.id}/messages`, { key: tenant.agentToken, body: { text: 'One more thing' } });
+    const sent = await waitFor(async () => (await t.gateway.services.conversations.message(reply.body.id)), (m) => m?.status === 'sent', 'reply sent');
+    await smsWebhooks(t, inbox, 'twilio').receipt(sent!.externalId!, reply.body.id, false);
+    expect(await t.gateway.services.conversations.message(reply.body.id)).toMatchObject({ status: 'failed', error: { code: '30003' } });
+    const failed = eventsOfType(await streamEvents(t, tenant.accountId), 'message.failed').filter((e) => (e.data as any).id === reply.body.id);
+    expect(failed).toHaveLength(1);
+  });
+
+  it('counts segments for the agent before sending', async () => {
+    const r = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/inboxes/${inboxes.tencent.id}/sms/segments`, { key: tenant.agentToken, body: { text: '您好'.repeat(40) } });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ encoding: 'UCS-2', units: 80, segments: 2, perSegment: 67, provider: 'tencent' });
+    const gsm = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/inboxes/${inboxes.twilio.id}/sms/segments`, { key: tenant.apiKey, body: { text: 'Hello' } });
+    expect(gsm.body).toMatchObject({ encoding: 'GSM-7', segments: 1 });
+    const openapi = await t.api('GET', '/openapi.json');
+    expect(Object.keys(openapi.body.paths)).toContain('/api/v1/accounts/{accountId}/inboxes/{inboxId}/sms/segments');
+  });
+});
