@@ -5,7 +5,7 @@
 // with `send_outcome_unknown` rather than risk sending it twice. Opted-out numbers are refused, and the
 // inbox's rate holds across every worker process (script takeSmsSendSlot).
 import type { Redis } from 'ioredis';
-import { PermanentSendError, type ChannelAdapter, type SendRequest, type SendResult } from '../../adapters/channelAdapter.ts';
+import { PermanentSendError, RetryableSendError, type ChannelAdapter, type SendRequest, type SendResult } from '../../adapters/channelAdapter.ts';
 import { SmsProviderError, type SmsProvider, type SmsSendRequest } from '../../adapters/sms/smsProvider.ts';
 import { smsProviders } from '../../adapters/sms/smsProviders.ts';
 import { runScript } from '../commands/index.ts';
@@ -91,7 +91,7 @@ export class SmsSender implements ChannelAdapter {
         // The provider answered: nothing was sent, so a retry may send.
         await redis.del(markerKey);
         if (!error.retryable) throw new PermanentSendError(error.code, error.message);
-        throw error;
+        throw new RetryableSendError(error.code, `${error.message}; the send will be retried`);
       }
       if (notSentCodes.has(errorCode(error))) {
         await redis.del(markerKey);

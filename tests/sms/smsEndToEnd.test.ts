@@ -113,6 +113,15 @@ describe('SMS end to end', () => {
     expect(failed).toHaveLength(1);
   });
 
+  it("fails a reply the provider refuses, with the provider's code", async () => {
+    const conversation = ((await t.api('GET', `/api/v1/accounts/${tenant.accountId}/conversations?limit=100`, { key: tenant.apiKey })).body.items as any[])
+      .find((c) => c.inboxId === inboxes.twilio.id);
+    const reply = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/conversations/${conversation.id}/messages`, { key: tenant.agentToken, body: { text: 'REFUSE_ME' } });
+    const failed = await waitFor(() => t.gateway.services.conversations.message(reply.body.id), (m) => m?.status === 'failed', 'reply failed');
+    expect(failed!.error).toMatchObject({ code: '21211' });
+    expect(failed!.error!.message).toMatch(/not a valid phone number/);
+  });
+
   it('counts segments for the agent before sending', async () => {
     const r = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/inboxes/${inboxes.tencent.id}/sms/segments`, { key: tenant.agentToken, body: { text: '您好'.repeat(40) } });
     expect(r.status).toBe(200);

@@ -26,6 +26,8 @@ export async function startFakeProviders(): Promise<{ server: Server; url: strin
         tencent: { status: 200, body: { Response: { SendStatusSet: [{ SerialNo: `sn:${n}`, Code: 'Ok', Message: 'send success' }], RequestId: 'r' } } },
         vonage: { status: 200, body: { 'message-count': '1', messages: [{ status: '0', 'message-id': `vout${n}` }] } },
       } as Record<string, { status: number; body: unknown }>)[provider] ?? { status: 404, body: {} };
+      // A reply whose text asks for it gets Twilio's refusal of an invalid number.
+      if (provider === 'twilio' && body.includes('REFUSE_ME')) Object.assign(answer, { status: 400, body: { code: 21211, message: "The 'To' number is not a valid phone number.", status: 400 } });
       res.writeHead(answer.status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(answer.body));
     });
