@@ -20,8 +20,9 @@ export class SmsReceipts {
       ?? (receipt.externalId ? await this.redis.get(this.keys.smsProviderMessage(inboxId, keyDigest(receipt.externalId))) : null);
     if (!messageId) {
       if (!receipt.externalId) return 'unknown';
-      // Only the first stays: later receipts for the same id arrive again once it is known.
-      await this.redis.set(this.keys.smsEarlyReceipt(inboxId, keyDigest(receipt.externalId)), JSON.stringify(receipt), 'EX', earlyReceiptSeconds, 'NX');
+      // Every one is kept (sent, then delivered may both come early); applying them in any order is safe.
+      const key = this.keys.smsEarlyReceipt(inboxId, keyDigest(receipt.externalId));
+      await this.redis.multi().rpush(key, JSON.stringify(receipt)).ltrim(key, -20, -1).expire(key, earlyReceiptSeconds).exec();
       return 'early';
     }
     return this.applyTo(inboxId, messageId, receipt);
@@ -34,10 +35,9 @@ export class SmsReceipts {
     await multi.exec();
     for (const id of externalIds) {
       const key = this.keys.smsEarlyReceipt(inboxId, keyDigest(id));
-      const early = await this.redis.get(key);
-      if (!early) continue;
-      await this.applyTo(inboxId, messageId, JSON.parse(early) as SmsReceipt);
-      await this.redis.del(key);
+      const early = await this.redis.lrange(key, 0, -1);
+      for (const receipt of early) await this.applyTo(inboxId, messageId, JSON.parse(receipt) as SmsReceipt);
+      if (early.length) await this.redis.del(key);
     }
   }
 

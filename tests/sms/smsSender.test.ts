@@ -138,6 +138,7 @@ describe('once-only SMS sends', () => {
   it('applies a receipt that came before the send was answered, after message.sent', async () => {
     const request = await queuedMessage('twilio');
     expect(await receipts.apply('inb_twilio', { externalId: 'SMearly', status: 'delivered' })).toBe('early');
+    expect(await receipts.apply('inb_twilio', { externalId: 'SMearly', status: 'sent' })).toBe('early');
     twilioPost().reply(201, { sid: 'SMearly' });
     await sender.send(request);
     expect(await status(request)).toBe('delivered');
