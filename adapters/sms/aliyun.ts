@@ -5,7 +5,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import {
-  idString, nonEmpty, parseJson, parsePayload, readProviderJson, SmsPayloadError, SmsProviderError,
+  idString, jsonItems, nonEmpty, parsePayload, readProviderJson, SmsProviderError,
   type SmsInbound, type SmsProvider, type SmsReceipt, type SmsSendRequest, type SmsSent, type SmsWebhook,
 } from './smsProvider.ts';
 
@@ -28,14 +28,9 @@ export function beijingTime(value: string | undefined): string {
   return m ? new Date(`${m[1]}T${m[2]}+08:00`).toISOString() : new Date().toISOString();
 }
 
-/** The body as a non-empty array; big numeric ids are read as their digits, not as a rounded number. */
+/** The body's items, big numeric ids read as their digits rather than as a rounded number. */
 function jsonArray(webhook: SmsWebhook, what: string): unknown[] {
-  const text = webhook.rawBody.toString('utf8').replace(/("(?:sequence_id|biz_id)"\s*:\s*)(\d+)/g, '$1"$2"');
-  const parsed = parseJson(Buffer.from(text));
-  const items = Array.isArray(parsed) ? parsed : parsed && typeof parsed === 'object' ? [parsed] : undefined;
-  if (!items?.length) throw new SmsPayloadError(`${what}: expected a JSON array of objects`);
-  if (items.length > 1000) throw new SmsPayloadError(`${what}: at most 1000 items per push`);
-  return items;
+  return jsonItems(Buffer.from(webhook.rawBody.toString('utf8').replace(/("(?:sequence_id|biz_id)"\s*:\s*)(\d+)/g, '$1"$2"')), what);
 }
 
 /** Percent-encoding as Aliyun's RPC signature defines it (RFC 3986, with ~ left alone). */

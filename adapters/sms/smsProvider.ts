@@ -130,6 +130,15 @@ export function parseJson(raw: Buffer): unknown {
   }
 }
 
+/** A JSON body that is an object or a non-empty array of them (at most 1000: a provider's batch), as a list. */
+export function jsonItems(raw: Buffer, what: string): unknown[] {
+  const parsed = parseJson(raw);
+  const items = Array.isArray(parsed) ? parsed : parsed && typeof parsed === 'object' ? [parsed] : undefined;
+  if (!items?.length) throw new SmsPayloadError(`${what}: expected a JSON object or a non-empty array of them`);
+  if (items.length > 1000) throw new SmsPayloadError(`${what}: at most 1000 items per push`);
+  return items;
+}
+
 /** Parses with zod; the first issue becomes the 400's reason. */
 export function parsePayload<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
   const result = schema.safeParse(value);

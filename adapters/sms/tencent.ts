@@ -4,7 +4,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { z } from 'zod';
 import {
-  nonEmpty, parseJson, parsePayload, readProviderJson, SmsPayloadError, SmsProviderError,
+  jsonItems, nonEmpty, parsePayload, readProviderJson, SmsProviderError,
   type SmsInbound, type SmsProvider, type SmsReceipt, type SmsSendRequest, type SmsSent, type SmsWebhook,
 } from './smsProvider.ts';
 import { keyDigest } from '../../src/ids.ts';
@@ -21,14 +21,6 @@ const status = z.object({
   sid: nonEmpty, report_status: z.enum(['SUCCESS', 'FAIL']), errmsg: z.string().optional(), description: z.string().optional(),
   mobile: z.string().optional(), nationcode: z.string().optional(), user_receive_time: z.string().optional(),
 }).loose();
-
-function items(webhook: SmsWebhook, what: string): unknown[] {
-  const parsed = parseJson(webhook.rawBody);
-  const list = Array.isArray(parsed) ? parsed : parsed && typeof parsed === 'object' ? [parsed] : undefined;
-  if (!list?.length) throw new SmsPayloadError(`${what}: expected a JSON object or an array of them`);
-  if (list.length > 1000) throw new SmsPayloadError(`${what}: at most 1000 items per callback`);
-  return list;
-}
 
 const sha256Hex = (value: string) => createHash('sha256').update(value, 'utf8').digest('hex');
 const hmac = (key: Buffer | string, value: string) => createHmac('sha256', key).update(value, 'utf8').digest();
@@ -57,7 +49,7 @@ export class TencentProvider implements SmsProvider {
 
   /** A reply callback has no id: the sender, its time and the text name it, so a repeated push is the same message. */
   parseInbound(webhook: SmsWebhook): SmsInbound[] {
-    return items(webhook, 'Tencent reply callback').map((item, i) => {
+    return jsonItems(webhook.rawBody, 'Tencent reply callback').map((item, i) => {
       const r = parsePayload(reply, item, `Tencent reply callback [${i}]`);
       const sentAt = r.time ? new Date(r.time * 1000).toISOString() : new Date().toISOString();
       return {
@@ -68,7 +60,7 @@ export class TencentProvider implements SmsProvider {
   }
 
   parseReceipts(webhook: SmsWebhook): SmsReceipt[] {
-    return items(webhook, 'Tencent status callback').map((item, i) => {
+    return jsonItems(webhook.rawBody, 'Tencent status callback').map((item, i) => {
       const s = parsePayload(status, item, `Tencent status callback [${i}]`);
       if (s.report_status === 'SUCCESS') return { externalId: s.sid, status: 'delivered' } satisfies SmsReceipt;
       const code = s.errmsg || 'FAIL';

@@ -5,28 +5,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventsOfType, streamEvents, waitFor } from '../support/coreFixtures.ts';
 import { createTenant, startTestGateway, type Tenant, type TestGateway } from '../support/testGateway.ts';
-import { smsCredentials, smsWebhooks, startFakeProviders, type SmsInbox, type SmsProviderName } from './smsFixtures.ts';
+import { createSmsInboxes, smsWebhooks, startFakeProviders, type SmsInbox, type SmsProviderName } from './smsFixtures.ts';
 
 describe('SMS bad input and opt-out', () => {
   let t: TestGateway;
   let tenant: Tenant;
   let fake: Awaited<ReturnType<typeof startFakeProviders>>;
-  const inboxes = {} as Record<SmsProviderName, SmsInbox>;
+  let inboxes: Record<SmsProviderName, SmsInbox>;
 
   beforeAll(async () => {
     fake = await startFakeProviders();
     t = await startTestGateway();
     tenant = await createTenant(t);
-    for (const provider of Object.keys(smsCredentials) as SmsProviderName[]) {
-      const r = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/inboxes`, {
-        key: tenant.apiKey, body: {
-          type: 'sms', name: `SMS ${provider}`, credentials: smsCredentials[provider],
-          settings: { provider, apiBaseUrl: `${fake.url}/${provider}`, defaultRegion: provider === 'aliyun' || provider === 'tencent' ? 'CN' : 'US' },
-        },
-      });
-      expect(r.status).toBe(201);
-      inboxes[provider] = r.body;
-    }
+    inboxes = await createSmsInboxes(t, tenant, fake.url);
   });
   afterAll(async () => {
     await t?.stop();

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventsOfType, streamEvents, waitFor } from '../support/coreFixtures.ts';
 import { createTenant, startTestGateway, type Tenant, type TestGateway } from '../support/testGateway.ts';
-import { expectedAck, receiptAckStatus, smsCredentials, smsWebhooks, startFakeProviders, type SmsInbox, type SmsProviderName } from './smsFixtures.ts';
+import { createSmsInboxes, expectedAck, receiptAckStatus, smsCredentials, smsWebhooks, startFakeProviders, type SmsInbox, type SmsProviderName } from './smsFixtures.ts';
 
 const phones: Record<SmsProviderName, { national: string; e164: string }> = {
   twilio: { national: '4158675309', e164: '+14158675309' },
@@ -17,22 +17,13 @@ describe('SMS end to end', () => {
   let t: TestGateway;
   let tenant: Tenant;
   let fake: Awaited<ReturnType<typeof startFakeProviders>>;
-  const inboxes = {} as Record<SmsProviderName, SmsInbox>;
+  let inboxes: Record<SmsProviderName, SmsInbox>;
 
   beforeAll(async () => {
     fake = await startFakeProviders();
     t = await startTestGateway();
     tenant = await createTenant(t);
-    for (const provider of Object.keys(smsCredentials) as SmsProviderName[]) {
-      const r = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/inboxes`, {
-        key: tenant.apiKey, body: {
-          type: 'sms', name: `SMS ${provider}`, credentials: smsCredentials[provider],
-          settings: { provider, apiBaseUrl: `${fake.url}/${provider}`, defaultRegion: provider === 'twilio' ? 'US' : provider === 'vonage' ? 'GB' : 'CN', sendsPerSecond: 50 },
-        },
-      });
-      expect(r.status, JSON.stringify(r.body)).toBe(201);
-      inboxes[provider] = r.body;
-    }
+    inboxes = await createSmsInboxes(t, tenant, fake.url);
   });
   afterAll(async () => {
     await t?.stop();

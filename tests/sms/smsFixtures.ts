@@ -92,3 +92,21 @@ export const expectedAck: Record<SmsProviderName, { status: number; body?: unkno
 /** Twilio takes an empty 204 for status callbacks; the others answer receipts as they answer messages. */
 export const receiptAckStatus: Record<SmsProviderName, number> = { twilio: 204, aliyun: 200, tencent: 200, vonage: 204 };
 
+
+/** One SMS inbox per provider, each pointed at the fake provider API. */
+export async function createSmsInboxes(t: TestGateway, tenant: { accountId: string; apiKey: string }, fakeUrl: string): Promise<Record<SmsProviderName, SmsInbox>> {
+  const inboxes = {} as Record<SmsProviderName, SmsInbox>;
+  for (const provider of Object.keys(smsCredentials) as SmsProviderName[]) {
+    const r = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/inboxes`, {
+      key: tenant.apiKey, body: {
+        type: 'sms', name: `SMS ${provider}`, credentials: smsCredentials[provider],
+        settings: { provider, apiBaseUrl: `${fakeUrl}/${provider}`, defaultRegion: defaultRegions[provider], sendsPerSecond: 50 },
+      },
+    });
+    if (r.status !== 201) throw new Error(`sms inbox: ${r.status} ${JSON.stringify(r.body)}`);
+    inboxes[provider] = r.body;
+  }
+  return inboxes;
+}
+
+const defaultRegions: Record<SmsProviderName, string> = { twilio: 'US', aliyun: 'CN', tencent: 'CN', vonage: 'GB' };
