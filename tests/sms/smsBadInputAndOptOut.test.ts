@@ -4,25 +4,13 @@
 // reason) and START / 订阅 reverse it, each with one contact.updated carrying `change`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventsOfType, streamEvents, waitFor } from '../support/coreFixtures.ts';
-import { createTenant, startTestGateway, type Tenant, type TestGateway } from '../support/testGateway.ts';
-import { createSmsInboxes, smsWebhooks, startFakeProviders, type SmsInbox, type SmsProviderName } from './smsFixtures.ts';
+import { startSmsTestBed, type SmsTestBed, smsWebhooks } from './smsFixtures.ts';
 
 describe('SMS bad input and opt-out', () => {
-  let t: TestGateway;
-  let tenant: Tenant;
-  let fake: Awaited<ReturnType<typeof startFakeProviders>>;
-  let inboxes: Record<SmsProviderName, SmsInbox>;
-
-  beforeAll(async () => {
-    fake = await startFakeProviders();
-    t = await startTestGateway();
-    tenant = await createTenant(t);
-    inboxes = await createSmsInboxes(t, tenant, fake.url);
-  });
-  afterAll(async () => {
-    await t?.stop();
-    fake?.server.close();
-  });
+  let bed: Awaited<ReturnType<typeof startSmsTestBed>>;
+  let t: SmsTestBed['t'], tenant: SmsTestBed['tenant'], fake: SmsTestBed['fake'], inboxes: SmsTestBed['inboxes'];
+  beforeAll(async () => { bed = await startSmsTestBed(); ({ t, tenant, fake, inboxes } = bed); });
+  afterAll(() => bed?.stop());
 
   /** Nothing stored: no job queued, no conversation, no event. */
   const snapshot = async () => ({

@@ -3,8 +3,7 @@
 // delivered. A push delivered twice is stored once; the same receipt twice changes nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventsOfType, streamEvents, waitFor } from '../support/coreFixtures.ts';
-import { createTenant, startTestGateway, type Tenant, type TestGateway } from '../support/testGateway.ts';
-import { createSmsInboxes, expectedAck, receiptAckStatus, smsCredentials, smsWebhooks, startFakeProviders, type SmsInbox, type SmsProviderName } from './smsFixtures.ts';
+import { startSmsTestBed, type SmsTestBed, expectedAck, receiptAckStatus, smsCredentials, smsWebhooks, type SmsProviderName } from './smsFixtures.ts';
 
 const phones: Record<SmsProviderName, { national: string; e164: string }> = {
   twilio: { national: '4158675309', e164: '+14158675309' },
@@ -14,21 +13,10 @@ const phones: Record<SmsProviderName, { national: string; e164: string }> = {
 };
 
 describe('SMS end to end', () => {
-  let t: TestGateway;
-  let tenant: Tenant;
-  let fake: Awaited<ReturnType<typeof startFakeProviders>>;
-  let inboxes: Record<SmsProviderName, SmsInbox>;
-
-  beforeAll(async () => {
-    fake = await startFakeProviders();
-    t = await startTestGateway();
-    tenant = await createTenant(t);
-    inboxes = await createSmsInboxes(t, tenant, fake.url);
-  });
-  afterAll(async () => {
-    await t?.stop();
-    fake?.server.close();
-  });
+  let bed: Awaited<ReturnType<typeof startSmsTestBed>>;
+  let t: SmsTestBed['t'], tenant: SmsTestBed['tenant'], fake: SmsTestBed['fake'], inboxes: SmsTestBed['inboxes'];
+  beforeAll(async () => { bed = await startSmsTestBed(); ({ t, tenant, fake, inboxes } = bed); });
+  afterAll(() => bed?.stop());
 
   it('shows an unguessable token in the URLs of every SMS inbox, kept across a settings change', async () => {
     const aliyun = inboxes.aliyun;

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { twilioSignature } from '../../adapters/sms/twilio.ts';
 import { formFields } from '../../adapters/sms/smsProvider.ts';
 import { vonageSignature } from '../../adapters/sms/vonage.ts';
-import type { TestGateway } from '../support/testGateway.ts';
+import { createTenant, startTestGateway, type Tenant, type TestGateway } from '../support/testGateway.ts';
 
 export interface FakeCall { provider: string; path: string; headers: IncomingMessage['headers']; body: string }
 
@@ -110,3 +110,14 @@ export async function createSmsInboxes(t: TestGateway, tenant: { accountId: stri
 }
 
 const defaultRegions: Record<SmsProviderName, string> = { twilio: 'US', aliyun: 'CN', tencent: 'CN', vonage: 'GB' };
+
+export interface SmsTestBed { t: TestGateway; tenant: Tenant; fake: Awaited<ReturnType<typeof startFakeProviders>>; inboxes: Record<SmsProviderName, SmsInbox> }
+
+/** A gateway, a tenant with one online agent, the fake provider API and an SMS inbox per provider. */
+export async function startSmsTestBed(): Promise<SmsTestBed & { stop(): Promise<void> }> {
+  const fake = await startFakeProviders();
+  const t = await startTestGateway();
+  const tenant = await createTenant(t);
+  const inboxes = await createSmsInboxes(t, tenant, fake.url);
+  return { t, tenant, fake, inboxes, stop: async () => { await t.stop(); fake.server.close(); } };
+}
