@@ -24,6 +24,13 @@ export class PermanentSendError extends Error {
   }
 }
 
+/** A refusal the provider says is temporary (throttling, its own errors): retried, and its code kept if the retries run out. */
+export class RetryableSendError extends Error {
+  constructor(readonly code: string, message: string) {
+    super(message);
+  }
+}
+
 export interface ChannelAdapter {
   readonly type: string;
   send(request: SendRequest): Promise<SendResult>;

@@ -59,6 +59,10 @@ import { WechatInboundMedia } from './wechat/wechatInboundMedia.ts';
 import { PaymentRecorder } from './wechatpay/paymentRecorder.ts';
 import { PlatformCertificates } from './wechatpay/platformCertificates.ts';
 import { WechatpayChannel } from './wechatpay/wechatpayChannel.ts';
+import { SmsChannel } from './sms/smsChannel.ts';
+import { SmsOptOuts } from './sms/smsOptOut.ts';
+import { SmsReceipts } from './sms/smsReceipts.ts';
+import { SmsSender } from './sms/smsSender.ts';
 
 export const version = '0.2.0';
 
@@ -108,6 +112,9 @@ export async function createGateway(options: GatewayOptions) {
     webchat: new WebchatAdapter(),
     wechat: new WechatAdapter(wechatTokens, new AttachmentDownloader()),
   };
+  const smsOptOuts = new SmsOptOuts(redis, keys, settings.messageRetentionDays * 86400);
+  const smsReceipts = new SmsReceipts(redis, keys, settings.messageRetentionDays * 86400);
+  adapters.sms = new SmsSender({ redis, keys, log, optOuts: smsOptOuts, receipts: smsReceipts, publicUrl });
   const mediaStore = new LocalFolderMediaStore(join(resolve(settings.dataDir), 'media'));
 
   const stoppers: (() => Promise<void>)[] = [];
@@ -143,6 +150,7 @@ export async function createGateway(options: GatewayOptions) {
     visitorChannel.registerRoutes(registry);
     new WechatChannel({ inboxes, acceptor, log }).registerRoutes(registry);
     new WechatpayChannel({ inboxes, acceptor, log, certificates: new PlatformCertificates(redis, keys, log) }).registerRoutes(registry);
+    new SmsChannel({ inboxes, acceptor, optOuts: smsOptOuts, receipts: smsReceipts, publicUrl, log }).registerRoutes(registry);
     registerUnbuiltProviderRoutes(registry, services);
     registerDemoRoutes(registry, services, publicUrl);
     registerAgentConsoleRoute(registry);

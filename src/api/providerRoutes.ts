@@ -1,13 +1,11 @@
 // Provider-facing URLs of channels whose adapters are not built yet: the inbox is checked (404 when
-// unknown), then 501 until the channel's adapter lands.
+// unknown), then 501 until the channel's adapter lands. (SMS: src/sms/smsChannel.ts.)
 import type { ApiRegistry } from '../http/apiRoutes.ts';
 import { HttpError, notFound } from '../http/errors.ts';
 import type { InboxType } from '../inboxes/inboxTypes.ts';
 import type { ApiServices } from './services.ts';
 
 const providerRoutes: { method: 'get' | 'post'; path: string; type: InboxType; summary: string }[] = [
-  { method: 'post', path: '/sms/:inboxId/inbound', type: 'sms', summary: 'Inbound SMS (the inbox says which provider)' },
-  { method: 'post', path: '/sms/:inboxId/status', type: 'sms', summary: 'SMS delivery receipts' },
   { method: 'post', path: '/email/:inboxId/inbound', type: 'email', summary: 'Inbound-email webhooks (Mailgun, SendGrid, Postmark)' },
 ];
 

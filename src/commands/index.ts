@@ -24,7 +24,9 @@ export type ScriptName =
   | 'updateMessageStatus'
   | 'purgeConversation'
   | 'updateContact'
-  | 'recordPayment';
+  | 'recordPayment'
+  | 'takeSmsSendSlot'
+  | 'recordSmsOptOut';
 
 interface LoadedScript { lua: string; numberOfKeys: number }
 

@@ -7,6 +7,7 @@ import { newId } from '../ids.ts';
 import type { Keyspace } from '../redis/keys.ts';
 import { RecordStore, type AccountRecord } from '../store/recordStore.ts';
 import { providerUrls, inboxTypes, type InboxType } from './inboxTypes.ts';
+import { withSmsUrlToken } from '../sms/smsUrlToken.ts';
 
 export interface InboxRecord extends AccountRecord {
   type: InboxType;
@@ -44,7 +45,7 @@ export class InboxDirectory {
     const now = new Date().toISOString();
     const inbox: InboxRecord = {
       id: input.id ?? newId('inb'), accountId, type: input.type, name: input.name, enabled: true,
-      settings: input.settings, credentialNames: Object.keys(input.credentials).sort(),
+      settings: withSmsUrlToken(input.type, input.settings), credentialNames: Object.keys(input.credentials).sort(),
       sealedCredentials: this.secretBox.seal(JSON.stringify(input.credentials)), createdAt: now, updatedAt: now,
     };
     return this.records.put(inbox);
@@ -54,7 +55,7 @@ export class InboxDirectory {
     const next: InboxRecord = { ...inbox, updatedAt: new Date().toISOString() };
     if (change.name !== undefined) next.name = change.name;
     if (change.enabled !== undefined) next.enabled = change.enabled;
-    if (change.settings !== undefined) next.settings = change.settings;
+    if (change.settings !== undefined) next.settings = withSmsUrlToken(inbox.type, change.settings, inbox.settings);
     if (change.credentials !== undefined) {
       next.credentialNames = Object.keys(change.credentials).sort();
       next.sealedCredentials = this.secretBox.seal(JSON.stringify(change.credentials));
@@ -74,7 +75,7 @@ export class InboxDirectory {
     return {
       id: inbox.id, accountId: inbox.accountId, type: inbox.type, channel: inboxTypes[inbox.type].channel,
       name: inbox.name, enabled: inbox.enabled, settings: inbox.settings, credentialNames: inbox.credentialNames,
-      urls: providerUrls(inbox.type, inbox.id, this.publicUrl), createdAt: inbox.createdAt, updatedAt: inbox.updatedAt,
+      urls: providerUrls(inbox.type, inbox.id, this.publicUrl, inbox.settings), createdAt: inbox.createdAt, updatedAt: inbox.updatedAt,
     };
   }
 }

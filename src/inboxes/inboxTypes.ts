@@ -39,7 +39,17 @@ export const inboxTypes = {
   },
   sms: {
     channel: 'sms',
-    settings: z.object({ provider: z.enum(['twilio', 'aliyun', 'tencent', 'vonage']), apiBaseUrl }).strict(),
+    settings: z.object({
+      provider: z.enum(['twilio', 'aliyun', 'tencent', 'vonage']), apiBaseUrl,
+      // SMS settings (see the README's SMS section): numbers, the webhook URL token, sending limits and templates.
+      defaultRegion: z.string().regex(/^[A-Z]{2}$/, 'an ISO 3166 country code like CN or US').optional()
+        .describe('the country of national numbers (without +country code), for E.164'),
+      urlToken: z.string().regex(/^[A-Za-z0-9_-]{32,128}$/).optional()
+        .describe("the secret in the provider URLs' ?token= (generated when the inbox is created; Aliyun, Tencent and unsigned Vonage pushes need it)"),
+      sendsPerSecond: z.number().positive().max(1000).default(10).describe("this inbox's sending rate, across every worker process"),
+      templateVariable: z.string().min(1).max(64).default('content').describe("Aliyun: the template variable that carries the agent's reply"),
+      region: z.string().min(1).max(64).optional().describe('Aliyun RegionId (cn-hangzhou) or Tencent X-TC-Region (ap-guangzhou)'),
+    }).strict(),
     credentials: z.record(z.string(), z.unknown()),
   },
   email: {
@@ -72,7 +82,7 @@ export function credentialSchemaFor(type: InboxType, settings: Record<string, un
 }
 
 /** The URLs a business pastes into the provider's console, for an inbox. */
-export function providerUrls(type: InboxType, inboxId: string, publicUrl: string): Record<string, string> {
+export function providerUrls(type: InboxType, inboxId: string, publicUrl: string, settings?: Record<string, unknown>): Record<string, string> {
   switch (type) {
     case 'webchat': return {
       widgetScript: `${publicUrl}/webchat/${inboxId}/widget.js`,
@@ -81,7 +91,10 @@ export function providerUrls(type: InboxType, inboxId: string, publicUrl: string
     };
     case 'wechat': return { serverUrl: `${publicUrl}/wechat/${inboxId}` };
     case 'wechatpay': return { notifyUrl: `${publicUrl}/wechatpay/${inboxId}/notify` };
-    case 'sms': return { inboundUrl: `${publicUrl}/sms/${inboxId}/inbound`, statusUrl: `${publicUrl}/sms/${inboxId}/status` };
+    case 'sms': {
+      const token = typeof settings?.urlToken === 'string' ? `?token=${settings.urlToken}` : '';
+      return { inboundUrl: `${publicUrl}/sms/${inboxId}/inbound${token}`, statusUrl: `${publicUrl}/sms/${inboxId}/status${token}` };
+    }
     case 'email': return { inboundUrl: `${publicUrl}/email/${inboxId}/inbound` };
   }
 }

@@ -3,7 +3,7 @@
 import type { Job } from 'bullmq';
 import { UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { PermanentSendError, type ChannelAdapter } from '../../adapters/channelAdapter.ts';
+import { PermanentSendError, RetryableSendError, type ChannelAdapter } from '../../adapters/channelAdapter.ts';
 import { runScript } from '../commands/index.ts';
 import type { ConversationStore } from '../conversations/conversationStore.ts';
 import type { InboxDirectory } from '../inboxes/inboxDirectory.ts';
@@ -47,7 +47,7 @@ export function createOutboundProcessor(deps: {
     } catch (error) {
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (error instanceof PermanentSendError || lastAttempt) {
-        const code = error instanceof PermanentSendError ? error.code : 'send_failed';
+        const code = error instanceof PermanentSendError || error instanceof RetryableSendError ? error.code : 'send_failed';
         await fail(code, (error as Error).message);
         if (error instanceof PermanentSendError) throw new UnrecoverableError(error.message);
       }

@@ -39,5 +39,15 @@ export function keyspace(prefix: string) {
     wechatpayCertificates: (inboxId: string) => k('wechatpay', 'certs', inboxId),
     /** A paid transaction -> the payer's contact (refund notifications carry no OpenID). */
     paymentTransaction: (accountId: string, transactionDigest: string) => k('paytx', accountId, transactionDigest),
+    /** SMS: opted-out numbers of an inbox (E.164 -> when), and the dedup of the messages that changed it. */
+    smsOptOuts: (inboxId: string) => k('sms', 'optout', inboxId),
+    smsOptOutDedup: (inboxId: string, externalIdHash: string) => k('sms', 'optoutmsg', inboxId, externalIdHash),
+    /** SMS: the once-only send marker of an outbound message (sending:<ms> | sent:<provider id>). */
+    smsSendMarker: (messageId: string) => k('sms', 'send', messageId),
+    /** SMS: a provider's message id -> the gateway's outbound message id, and receipts that came before it was known. */
+    smsProviderMessage: (inboxId: string, externalIdHash: string) => k('sms', 'ext', inboxId, externalIdHash),
+    smsEarlyReceipt: (inboxId: string, externalIdHash: string) => k('sms', 'early', inboxId, externalIdHash),
+    /** SMS: an inbox's send rate (GCRA theoretical arrival time, ms). */
+    smsSendRate: (inboxId: string) => k('sms', 'rate', inboxId),
   };
 }

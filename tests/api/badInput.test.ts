@@ -219,7 +219,7 @@ describe('bad input is refused cleanly', () => {
     it('answers 404 on provider URLs for unknown inboxes; a real inbox of the type: 401 for a bad signature (built) or 501', async () => {
       // Channels built so far check the provider's signature first: the walk's fake one fails it.
       // (WeChat Pay is answered in its own failure shape, {"code":"FAIL"}.)
-      const built: Record<string, [number, string]> = { wechat: [401, 'invalid_signature'], wechatpay: [401, 'FAIL'] };
+      const built: Record<string, [number, string]> = { wechat: [401, 'invalid_signature'], wechatpay: [401, 'FAIL'], sms: [401, 'invalid_signature'] };
       const providerRoutes = t.gateway.routes.filter((r) => r.auth === 'provider');
       expect(providerRoutes.length).toBeGreaterThanOrEqual(6);
       for (const route of providerRoutes) {

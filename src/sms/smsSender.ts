@@ -1,0 +1,148 @@
+// Sends an agent's SMS reply through the inbox's provider, once: a marker is set in Redis before the
+// provider is called, so a retry (or another process after a crash) never calls it a second time for
+// the same message. When the provider did not answer (timeout, dropped connection), the retry asks the
+// provider whether the message went out where it can be asked (Twilio); elsewhere the message fails
+// with `send_outcome_unknown` rather than risk sending it twice. Opted-out numbers are refused, and the
+// inbox's rate holds across every worker process (script takeSmsSendSlot).
+import type { Redis } from 'ioredis';
+import { PermanentSendError, RetryableSendError, type ChannelAdapter, type SendRequest, type SendResult } from '../../adapters/channelAdapter.ts';
+import { SmsProviderError, type SmsProvider, type SmsSendRequest } from '../../adapters/sms/smsProvider.ts';
+import { smsProviders } from '../../adapters/sms/smsProviders.ts';
+import { runScript } from '../commands/index.ts';
+import { credentialSchemaFor, inboxTypes, providerUrls } from '../inboxes/inboxTypes.ts';
+import type { Logger } from '../logger.ts';
+import { updateMessageStatus } from '../outbound/outboundWorker.ts';
+import type { Keyspace } from '../redis/keys.ts';
+import type { SmsOptOuts } from './smsOptOut.ts';
+import type { SmsReceipts } from './smsReceipts.ts';
+
+/** How long a send marker lives: longer than every retry of the outbound job. */
+const markerSeconds = 7 * 86_400;
+/** Twilio's limit for one message body (longer ones it refuses). */
+export const smsMaxTextLength = 1600;
+/** Failures that happen before a request leaves this host: nothing reached the provider. */
+const notSentCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ERR_INVALID_URL']);
+
+export interface SmsSenderDeps {
+  redis: Redis; keys: Keyspace; log: Logger; optOuts: SmsOptOuts; receipts: SmsReceipts; publicUrl: string;
+  /** How long to wait for the provider's answer before treating the outcome as unknown. */
+  sendTimeoutMs?: number;
+  providers?: Record<string, SmsProvider>;
+}
+
+export class SmsSender implements ChannelAdapter {
+  readonly type = 'sms';
+  private readonly providers: Record<string, SmsProvider>;
+
+  constructor(private readonly deps: SmsSenderDeps) {
+    this.providers = deps.providers ?? smsProviders;
+  }
+
+  async send(request: SendRequest): Promise<SendResult> {
+    const { redis, keys } = this.deps;
+    const { inbox, message } = request;
+    const settings = inboxTypes.sms.settings.parse(inbox.settings);
+    const provider = this.providers[settings.provider]!;
+    const credentials = credentialSchemaFor('sms', settings).safeParse(request.credentials);
+    if (!credentials.success) throw new PermanentSendError('invalid_credentials', `The inbox's ${settings.provider} credentials are incomplete: ${credentials.error.issues[0]?.message ?? 'invalid'}.`);
+
+    const optedOutAt = await this.deps.optOuts.optedOutAt(inbox.id, request.to);
+    if (optedOutAt) {
+      throw new PermanentSendError('sms_opted_out',
+        `The contact opted out of SMS from this inbox (they replied STOP on ${optedOutAt}); nothing is sent until they reply START.`);
+    }
+    const sendRequest: SmsSendRequest = {
+      credentials: credentials.data as Record<string, unknown>, to: request.to, text: replyText(message.content, settings.provider),
+      messageId: message.id, statusUrl: providerUrls('sms', inbox.id, this.deps.publicUrl, inbox.settings).statusUrl!,
+      mediaUrls: (message.content.attachments ?? []).flatMap((a) => (a.url ? [a.url] : [])),
+      settings: { apiBaseUrl: settings.apiBaseUrl, templateVariable: settings.templateVariable, region: settings.region },
+    };
+
+    const markerKey = keys.smsSendMarker(message.id);
+    const marker = await redis.get(markerKey);
+    if (marker?.startsWith('sent:')) return this.recordSent(request, [marker.slice(5)]);
+    if (marker?.startsWith('sending:')) {
+      // A previous attempt got no answer: the provider may or may not have the message.
+      if (!provider.findSent) {
+        throw new PermanentSendError('send_outcome_unknown',
+          `${provider.name} did not answer an earlier attempt to send this message, and cannot be asked whether it went out; `
+          + 'it is not sent again so the customer never gets it twice. Check the provider console, and send it again if it is missing.');
+      }
+      const found = await provider.findSent(sendRequest, new Date(Number(marker.slice(8))), AbortSignal.timeout(this.timeoutMs));
+      if (found) {
+        await redis.set(markerKey, `sent:${found}`, 'EX', markerSeconds);
+        return this.recordSent(request, [found]);
+      }
+      this.deps.log.info({ messageId: message.id, provider: provider.name }, 'an unanswered SMS send was not found at the provider; sending it now');
+    }
+
+    await this.takeSendSlot(inbox.id, settings.sendsPerSecond);
+    // Set before the call: from here on, only a provider's answer may clear it.
+    const taken = marker
+      ? await redis.set(markerKey, `sending:${Date.now()}`, 'EX', markerSeconds, 'XX')
+      : await redis.set(markerKey, `sending:${Date.now()}`, 'EX', markerSeconds, 'NX');
+    if (taken !== 'OK') throw new Error('another process is sending this SMS; this attempt leaves it to that one');
+
+    let sent;
+    try {
+      sent = await provider.send(sendRequest, AbortSignal.timeout(this.timeoutMs));
+    } catch (error) {
+      if (error instanceof SmsProviderError) {
+        // The provider answered: nothing was sent, so a retry may send.
+        await redis.del(markerKey);
+        if (!error.retryable) throw new PermanentSendError(error.code, error.message);
+        throw new RetryableSendError(error.code, `${error.message}; the send will be retried`);
+      }
+      if (notSentCodes.has(errorCode(error))) {
+        await redis.del(markerKey);
+        throw new Error(`${provider.name} could not be reached (${errorCode(error)}); the send will be retried`);
+      }
+      throw new Error(`${provider.name} did not answer the send (${(error as Error).name}: ${(error as Error).message}); the retry checks before sending again`);
+    }
+    await redis.set(markerKey, `sent:${sent.externalId}`, 'EX', markerSeconds);
+    return this.recordSent(request, [sent.externalId, ...(sent.partIds ?? [])]);
+  }
+
+  private get timeoutMs(): number {
+    return this.deps.sendTimeoutMs ?? 15_000;
+  }
+
+  /** Marks the message sent (message.sent) before receipts that came first move it on. */
+  private async recordSent(request: SendRequest, externalIds: string[]): Promise<SendResult> {
+    const { message, inbox } = request;
+    await updateMessageStatus(this.deps.redis, this.deps.keys, message.id, message.conversationId, { status: 'sent', externalId: externalIds[0] });
+    await this.deps.receipts.remember(inbox.id, message.id, externalIds);
+    return { status: 'sent', externalId: externalIds[0] };
+  }
+
+  /** Waits for the inbox's next send slot (shared by every process through Redis). */
+  private async takeSendSlot(inboxId: string, sendsPerSecond: number): Promise<void> {
+    const interval = 1000 / sendsPerSecond;
+    const burst = Math.max(1, Math.ceil(sendsPerSecond));
+    for (;;) {
+      const wait = Number(await runScript(this.deps.redis, 'takeSmsSendSlot', [this.deps.keys.smsSendRate(inboxId)], [interval, burst]));
+      if (wait <= 0) return;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 5000)));
+    }
+  }
+}
+
+/** The text one SMS carries: a text reply, or (Twilio MMS) attachments with an optional caption. */
+function replyText(content: SendRequest['message']['content'], provider: string): string {
+  const text = content.text?.trim() ? content.text : '';
+  const attachments = content.attachments ?? [];
+  if (attachments.length && (provider !== 'twilio' || attachments.some((a) => !a.url))) {
+    throw new PermanentSendError('unsupported_content', provider === 'twilio'
+      ? 'Twilio MMS attachments need a URL.' : `${provider} SMS carries text only: send the attachment as a link in the text.`);
+  }
+  if (!['text', 'image', 'file', 'video', 'audio'].includes(content.type) || (!text && !attachments.length)) {
+    throw new PermanentSendError('unsupported_content', 'An SMS reply needs text.');
+  }
+  if (text.length > smsMaxTextLength) throw new PermanentSendError('text_too_long', `An SMS reply is at most ${smsMaxTextLength} characters.`);
+  return text;
+}
+
+function errorCode(error: unknown): string {
+  const e = error as { code?: string; cause?: { code?: string } };
+  return e.cause?.code ?? e.code ?? '';
+}

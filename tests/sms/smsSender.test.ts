@@ -1,0 +1,166 @@
+// Once-only SMS sends against nock and the real Redis: one provider call per outbound message id
+// across retries and concurrent attempts; after an unanswered call Twilio is asked before sending
+// again, other providers fail the message rather than risk a second copy. Also the cross-process
+// rate limit and a receipt that arrives before the send's own answer.
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import nock from 'nock';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { PermanentSendError, type SendRequest } from '../../adapters/channelAdapter.ts';
+import { runScript } from '../../src/commands/index.ts';
+import type { InboxRecord } from '../../src/inboxes/inboxDirectory.ts';
+import { createLogger } from '../../src/logger.ts';
+import { createRedis } from '../../src/redis/connection.ts';
+import { keyspace } from '../../src/redis/keys.ts';
+import { SmsOptOuts } from '../../src/sms/smsOptOut.ts';
+import { SmsReceipts } from '../../src/sms/smsReceipts.ts';
+import { SmsSender } from '../../src/sms/smsSender.ts';
+import { redisUrl } from '../support/testGateway.ts';
+
+const keys = keyspace(`t${randomBytes(4).toString('hex')}`);
+let redis: Redis;
+let second: Redis;
+let receipts: SmsReceipts;
+let sender: SmsSender;
+
+const credentials = {
+  twilio: { accountSid: 'AC1', authToken: 'tok', from: '+15005550006' },
+  aliyun: { accessKeyId: 'k', accessKeySecret: 's', signName: '商店', templateCode: 'SMS_1' },
+};
+
+function inbox(provider: 'twilio' | 'aliyun'): InboxRecord {
+  return {
+    id: `inb_${provider}`, accountId: 'acc_1', type: 'sms', name: provider, enabled: true,
+    settings: { provider, urlToken: 'u'.repeat(32), sendsPerSecond: 1000 }, credentialNames: [], sealedCredentials: '', createdAt: '', updatedAt: '',
+  };
+}
+
+/** A stored outbound message (status queued) in its conversation, as createOutboundMessage leaves it. */
+async function queuedMessage(provider: 'twilio' | 'aliyun', text = 'Your parcel is on its way'): Promise<SendRequest> {
+  const id = `msg_${randomBytes(6).toString('hex')}`;
+  const conversationId = `cv_${id}`;
+  const message = {
+    id, accountId: 'acc_1', inboxId: `inb_${provider}`, channel: 'sms' as const, direction: 'outbound' as const, conversationId, contactId: 'ct_1', seq: 1,
+    from: { channelId: 'agent' }, to: { channelId: '+14158675309' }, sentAt: new Date().toISOString(), receivedAt: new Date().toISOString(),
+    content: { type: 'text' as const, text }, status: 'queued' as const,
+  };
+  const { conversationId: _c, contactId: _ct, seq: _s, status: _st, ...body } = message;
+  await redis.hset(keys.message(id), 'body', JSON.stringify(body), 'accountId', 'acc_1', 'conversationId', conversationId, 'contactId', 'ct_1', 'seq', 1, 'status', 'queued');
+  await redis.hset(keys.conversation(conversationId), 'id', conversationId, 'accountId', 'acc_1', 'inboxId', `inb_${provider}`);
+  return { inbox: inbox(provider), credentials: credentials[provider], to: '+14158675309', message };
+}
+
+const status = async (request: SendRequest) => redis.hget(keys.message(request.message.id), 'status');
+const eventTypes = async () => ((await redis.xrange(keys.accountEvents('acc_1'), '-', '+')) as [string, string[]][])
+  .map(([, f]) => JSON.parse(f[1]!) as { type: string; data: { id: string } });
+
+beforeAll(() => {
+  redis = createRedis(redisUrl(), 'sms-sender-test');
+  second = createRedis(redisUrl(), 'sms-sender-test-2');
+  receipts = new SmsReceipts(redis, keys, 3600);
+  sender = new SmsSender({
+    redis, keys, log: createLogger('silent'), optOuts: new SmsOptOuts(redis, keys, 3600), receipts,
+    publicUrl: 'https://gw.example.com', sendTimeoutMs: 150,
+  });
+});
+afterAll(async () => {
+  await redis.quit();
+  await second.quit();
+});
+afterEach(() => nock.cleanAll());
+
+const twilioPost = () => nock('https://api.twilio.com').post('/2010-04-01/Accounts/AC1/Messages.json');
+const twilioList = () => nock('https://api.twilio.com').get('/2010-04-01/Accounts/AC1/Messages.json').query(true);
+
+describe('once-only SMS sends', () => {
+  it('after an unanswered Twilio call, finds the message at Twilio instead of sending it again', async () => {
+    const request = await queuedMessage('twilio');
+    const slow = twilioPost().delay(2000).reply(201, { sid: 'SMslow' });
+    await expect(sender.send(request)).rejects.toThrow(/did not answer/);
+    expect(slow.isDone()).toBe(true);
+    const list = twilioList().reply(200, { messages: [{ sid: 'SMslow', body: request.message.content.text, date_created: new Date().toUTCString() }] });
+    const again = twilioPost().reply(201, { sid: 'SMtwice' });
+    await expect(sender.send(request)).resolves.toEqual({ status: 'sent', externalId: 'SMslow' });
+    expect(list.isDone()).toBe(true);
+    expect(again.isDone()).toBe(false);
+    // A third attempt (a redelivered job) asks nobody.
+    nock.cleanAll();
+    await expect(sender.send(request)).resolves.toEqual({ status: 'sent', externalId: 'SMslow' });
+    expect(await status(request)).toBe('sent');
+  });
+
+  it('sends again when Twilio has no such message', async () => {
+    const request = await queuedMessage('twilio');
+    twilioPost().delay(2000).reply(201, { sid: 'SMlost' });
+    await expect(sender.send(request)).rejects.toThrow(/did not answer/);
+    twilioList().reply(200, { messages: [] });
+    const again = twilioPost().reply(201, { sid: 'SMsecond' });
+    await expect(sender.send(request)).resolves.toMatchObject({ externalId: 'SMsecond' });
+    expect(again.isDone()).toBe(true);
+  });
+
+  it('fails an unanswered Aliyun send clearly instead of sending twice', async () => {
+    const request = await queuedMessage('aliyun');
+    const slow = nock('https://dysmsapi.aliyuncs.com').post('/').delay(2000).reply(200, { Code: 'OK', BizId: 'b1' });
+    await expect(sender.send(request)).rejects.toThrow(/did not answer/);
+    expect(slow.isDone()).toBe(true);
+    const again = nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'OK', BizId: 'b2' });
+    const failure = await sender.send(request).catch((e) => e);
+    expect(failure).toBeInstanceOf(PermanentSendError);
+    expect(failure.code).toBe('send_outcome_unknown');
+    expect(again.isDone()).toBe(false);
+  });
+
+  it('clears the marker when the provider refused, so the retry sends', async () => {
+    const request = await queuedMessage('aliyun');
+    nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'isp.SYSTEM_ERROR', Message: 'busy' });
+    await expect(sender.send(request)).rejects.toThrow(/isp.SYSTEM_ERROR/);
+    nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'OK', BizId: 'b3' });
+    await expect(sender.send(request)).resolves.toMatchObject({ externalId: 'b3' });
+  });
+
+  it('makes a permanent failure of a refusal that no retry mends, with the provider code', async () => {
+    const request = await queuedMessage('aliyun');
+    nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'isv.MOBILE_NUMBER_ILLEGAL', Message: '非法手机号' });
+    expect(await sender.send(request).catch((e) => e)).toMatchObject({ code: 'isv.MOBILE_NUMBER_ILLEGAL' });
+  });
+
+  it('calls the provider once when two processes try the same message at once', async () => {
+    const request = await queuedMessage('twilio');
+    const post = twilioPost().delay(50).reply(201, { sid: 'SMonce' });
+    const extra = twilioPost().reply(201, { sid: 'SMextra' });
+    const results = await Promise.allSettled([sender.send(request), sender.send(request)]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(post.isDone()).toBe(true);
+    expect(extra.isDone()).toBe(false);
+  });
+
+  it('applies a receipt that came before the send was answered, after message.sent', async () => {
+    const request = await queuedMessage('twilio');
+    expect(await receipts.apply('inb_twilio', { externalId: 'SMearly', status: 'delivered' })).toBe('early');
+    expect(await receipts.apply('inb_twilio', { externalId: 'SMearly', status: 'sent' })).toBe('early');
+    twilioPost().reply(201, { sid: 'SMearly' });
+    await sender.send(request);
+    expect(await status(request)).toBe('delivered');
+    const mine = (await eventTypes()).filter((e) => e.data.id === request.message.id).map((e) => e.type);
+    expect(mine).toEqual(['message.sent', 'message.delivered']);
+    expect(await receipts.apply('inb_twilio', { externalId: 'SMearly', status: 'sent' })).toBe('unchanged');
+  });
+
+  it("ignores a receipt naming another inbox's message", async () => {
+    const request = await queuedMessage('aliyun');
+    expect(await receipts.apply('inb_twilio', { messageId: request.message.id, status: 'delivered' })).toBe('unknown');
+    expect(await status(request)).toBe('queued');
+  });
+});
+
+describe('per-inbox SMS rate', () => {
+  it('holds across connections (processes): a burst of the rate, then a wait', async () => {
+    const key = keys.smsSendRate(`inb_rate_${randomBytes(3).toString('hex')}`);
+    const take = (connection: Redis) => runScript(connection, 'takeSmsSendSlot', [key], [500, 2]).then(Number);
+    const answers = [await take(redis), await take(second), await take(redis), await take(second)];
+    expect(answers.slice(0, 2)).toEqual([0, 0]);
+    expect(answers[2]).toBeGreaterThan(0);
+    expect(answers[3]).toBeGreaterThan(0);
+  });
+});
