@@ -25,6 +25,7 @@ const validBodies: Record<string, (target: PopulatedTenant) => unknown> = {
   'POST /api/v1/accounts/:accountId/keys': () => ({ name: 'stolen key' }),
   'POST /api/v1/accounts/:accountId/inboxes': () => ({ type: 'webchat', name: 'Intruder chat', settings: { allowedOrigins: ['*'] }, credentials: {} }),
   'PATCH /api/v1/accounts/:accountId/inboxes/:inboxId': () => ({ name: 'Renamed', enabled: false }),
+  'POST /api/v1/accounts/:accountId/inboxes/:inboxId/sms/segments': () => ({ text: 'How long is this?' }),
   'POST /api/v1/accounts/:accountId/agents': () => ({ name: 'Mallory', capacity: 3 }),
   'PATCH /api/v1/accounts/:accountId/agents/:agentId': () => ({ name: 'Mallory', capacity: 0 }),
   'PUT /api/v1/accounts/:accountId/agents/:agentId/status': () => ({ status: 'offline' }),
