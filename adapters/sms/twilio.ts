@@ -109,10 +109,13 @@ export class TwilioProvider implements SmsProvider {
       retryable && !permanentCodes.has(code));
   }
 
-  /** Twilio lists messages by To/From and day: the one with this body created since the attempt is the one sent. */
+  /**
+   * Twilio lists messages newest first by To/From: the one with this body created since the attempt is
+   * the one sent. (No DateSent filter: a message still queued has no date_sent yet.)
+   */
   async findSent(request: SmsSendRequest, since: Date, signal: AbortSignal): Promise<string | undefined> {
     const c = request.credentials as TwilioCredentials;
-    const query = new URLSearchParams({ To: request.to, 'DateSent>': since.toISOString().slice(0, 10), PageSize: '50' });
+    const query = new URLSearchParams({ To: request.to, PageSize: '100' });
     if (c.from && !c.messagingServiceSid) query.set('From', c.from);
     const response = await fetch(`${this.base(request)}/2010-04-01/Accounts/${encodeURIComponent(c.accountSid)}/Messages.json?${query}`, {
       signal, headers: { authorization: basicAuth(c) },

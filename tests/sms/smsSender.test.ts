@@ -129,7 +129,12 @@ describe('once-only SMS sends', () => {
     const request = await queuedMessage('twilio');
     const post = twilioPost().delay(50).reply(201, { sid: 'SMonce' });
     const extra = twilioPost().reply(201, { sid: 'SMextra' });
-    const results = await Promise.allSettled([sender.send(request), sender.send(request)]);
+    // A second sender on its own connection stands in for another worker process.
+    const other = new SmsSender({
+      redis: second, keys, log: createLogger('silent'), optOuts: new SmsOptOuts(second, keys, 3600), receipts: new SmsReceipts(second, keys, 3600),
+      publicUrl: 'https://gw.example.com', sendTimeoutMs: 150,
+    });
+    const results = await Promise.allSettled([sender.send(request), other.send(request)]);
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     expect(post.isDone()).toBe(true);
     expect(extra.isDone()).toBe(false);
