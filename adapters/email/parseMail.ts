@@ -143,7 +143,7 @@ export async function parseMail(raw: Buffer | string, options: ParseMailOptions 
   }
 
   const html = typeof mail.html === 'string' && mail.html ? sanitizeMailHtml(mail.html, { resolveCid: options.resolveCid }) : undefined;
-  const date = mail.date instanceof Date && !Number.isNaN(mail.date.getTime()) ? mail.date : undefined;
+  const date = dateOf(mail, warnings);
   if (!mail.messageId) warnings.push('the mail has no Message-ID');
 
   return {
@@ -172,6 +172,17 @@ export async function parseMail(raw: Buffer | string, options: ParseMailOptions 
 function deliveryReportField(raw: Buffer, attachments: MailAttachment[]): { deliveryReport?: DeliveryReport } {
   const report = deliveryReportOf(raw, attachments);
   return report ? { deliveryReport: report } : {};
+}
+
+// mailparser puts the current time in place of an unreadable Date header; a missing date is more honest.
+function dateOf(mail: MailparserMail, warnings: string[]): Date | undefined {
+  const line = (mail.headerLines ?? []).find((h) => h.key === 'date')?.line;
+  if (!line) return undefined;
+  const value = line.slice(line.indexOf(':') + 1).replace(/\r?\n[ \t]+/g, ' ').trim();
+  const date = new Date(value);
+  if (!Number.isNaN(date.getTime())) return date;
+  warnings.push(`the Date header cannot be read: ${value.slice(0, 100)}`);
+  return undefined;
 }
 
 function looksLikeHeader(bytes: Buffer): boolean {
@@ -251,7 +262,8 @@ function filenameOf(a: Attachment): string {
   if (a.contentType === 'message/rfc822') return 'forwarded.eml';
   if (/delivery-status$/.test(a.contentType)) return 'delivery-status.txt';
   if (a.contentType === 'text/rfc822-headers') return 'returned-headers.txt';
-  return 'attachment';
+  const extension = /^(image|audio|video)\/(png|gif|jpeg|webp|bmp|mp4|mpeg|ogg|wav)$/.exec(a.contentType)?.[2]?.replace('jpeg', 'jpg');
+  return extension ? `attachment.${extension}` : 'attachment';
 }
 
 function toAttachment(a: Attachment): MailAttachment {

@@ -28,3 +28,48 @@ describe('parseMail basics', () => {
     await expect(parseMail('just some words without a header')).rejects.toMatchObject({ reason: 'not_a_mail' });
   });
 });
+
+describe('bad input never crashes parseMail', () => {
+  it('malformed MIME: unclosed boundary, unknown charset, broken escapes, missing boundary, bad base64, unreadable date', async () => {
+    const { readFileSync } = await import('node:fs');
+    const mail = await parseMail(readFileSync(new URL('../../fixtures/email/malformed-mime.eml', import.meta.url)));
+    expect(mail.messageId).toBe('<broken-1@example.org>');
+    expect(mail.subject).toBe('坏掉的mail ');
+    expect(mail.text).toBe('The first part survives ✓ and a broken escape =ZZ stays.');
+    expect(mail.date).toBeUndefined();
+    expect(mail.warnings).toContain('the Date header cannot be read: not a date');
+    expect(mail.attachments.map((a) => a.filename)).toContain('cut.pdf');
+  });
+
+  it.each([
+    ['headers only, no body', 'From: a@b.example\r\nSubject: only headers'],
+    ['binary after the headers', Buffer.concat([Buffer.from('From: a@b.example\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n'), Buffer.from([0, 255, 254, 0, 1, 2, 0xc3, 0x28])])],
+    ['cut inside a header block', 'From: a@b.example\r\nContent-Type: multipart/mixed; bound'],
+    ['nesting a thousand deep', `From: a@b.example\r\n${Array.from({ length: 1000 }, (_, i) => `Content-Type: multipart/mixed; boundary="b${i}"\r\n\r\n--b${i}\r\n`).join('')}Content-Type: text/plain\r\n\r\ndeep\r\n`],
+    ['an encoded word with a broken charset and base64', 'From: =?x-nope?B?!!!?= <a@b.example>\r\nSubject: =?utf-8?B?5L2g5aW?=\r\n\r\nbody'],
+    ['a header without a value and LF line ends', 'From: a@b.example\nTo:\nSubject:\n\nplain body\n'],
+  ])('%s', async (_name, raw) => {
+    const mail = await parseMail(raw);
+    expect(mail.size).toBeGreaterThan(0);
+    expect(Array.isArray(mail.references)).toBe(true);
+    expect(typeof mail.text).toBe('string');
+  });
+
+  it('a 30 MB mail against a 10 MB limit keeps headers and the start of its text with a note', async () => {
+    const head = ['From: Video <video@example.org>', 'To: support@shop.example', 'Subject: =?UTF-8?B?6KeG6aKR?=', 'Message-ID: <big-1@example.org>',
+      'Content-Type: multipart/mixed; boundary="x"', '', '--x', 'Content-Type: text/plain; charset=utf-8', '', 'Here is the video of the fault.',
+      '--x', 'Content-Type: video/mp4; name="fault.mp4"', 'Content-Disposition: attachment; filename="fault.mp4"', 'Content-Transfer-Encoding: base64', '', ''].join('\r\n');
+    const line = Buffer.from(`${'QUJD'.repeat(19)}\r\n`);
+    const raw = Buffer.concat([Buffer.from(head), Buffer.alloc(30 * 1024 * 1024, line.toString()), Buffer.from('\r\n--x--\r\n')]);
+    const mail = await parseMail(raw, { maxBytes: 10 * 1024 * 1024 });
+    expect(mail).toMatchObject({ messageId: '<big-1@example.org>', subject: '视频', attachments: [], size: raw.length });
+    expect(mail.truncated).toMatchObject({ originalBytes: raw.length, maxBytes: 10 * 1024 * 1024, droppedAttachments: [{ filename: 'fault.mp4', contentType: 'video/mp4' }] });
+    expect(mail.text.startsWith('Here is the video of the fault.')).toBe(true);
+    expect(mail.text).toContain(`[This mail is ${raw.length} bytes, over the limit of ${10 * 1024 * 1024} bytes`);
+    expect(mail.text).toContain('attachments left out: fault.mp4');
+
+    const whole = await parseMail(raw, { maxBytes: 64 * 1024 * 1024 });
+    expect(whole.truncated).toBeUndefined();
+    expect(whole.attachments[0]!.size).toBe(Buffer.from(Buffer.alloc(30 * 1024 * 1024, line.toString()).toString().replace(/\r\n/g, ''), 'base64').length);
+  });
+});
