@@ -133,14 +133,7 @@ export async function parseMail(raw: Buffer | string, options: ParseMailOptions 
   // mailparser's own HTML-to-text is skipped (it fails the whole parse on long HTML); this one is linear.
   let text = mail.text?.trim() ? mail.text : typeof mail.html === 'string' ? htmlToPlainText(mail.html) : '';
   let truncated: MailTruncation | undefined;
-  if (over) {
-    if (text.length > truncatedTextChars) text = text.slice(0, truncatedTextChars);
-    const droppedAttachments = (mail.attachments ?? []).map((a) => ({ filename: filenameOf(a), contentType: a.contentType }));
-    const note = `[This mail is ${bytes.length} bytes, over the limit of ${maxBytes} bytes: only its headers and the start of its text are kept`
-      + `${droppedAttachments.length ? `; attachments left out: ${droppedAttachments.map((a) => a.filename).join(', ')}` : ''}.]`;
-    text = `${text}${text && !text.endsWith('\n') ? '\n' : ''}\n${note}`;
-    truncated = { originalBytes: bytes.length, maxBytes, droppedAttachments, note };
-  }
+  if (over) ({ text, truncated } = truncateText(text, bytes.length, maxBytes, (mail.attachments ?? []).map((a) => ({ filename: filenameOf(a), contentType: a.contentType }))));
 
   const html = typeof mail.html === 'string' && mail.html ? sanitizeMailHtml(mail.html, { resolveCid: options.resolveCid }) : undefined;
   const date = dateOf(mail, warnings);
@@ -167,6 +160,14 @@ export async function parseMail(raw: Buffer | string, options: ParseMailOptions 
     warnings,
     size: bytes.length,
   };
+}
+
+/** The text of a mail over the limit: its start, and a note saying what was left out. */
+export function truncateText(text: string, originalBytes: number, maxBytes: number, droppedAttachments: MailTruncation['droppedAttachments']): { text: string; truncated: MailTruncation } {
+  const start = text.length > truncatedTextChars ? text.slice(0, truncatedTextChars) : text;
+  const note = `[This mail is ${originalBytes} bytes, over the limit of ${maxBytes} bytes: only its headers and the start of its text are kept`
+    + `${droppedAttachments.length ? `; attachments left out: ${droppedAttachments.map((a) => a.filename).join(', ')}` : ''}.]`;
+  return { text: `${start}${start && !start.endsWith('\n') ? '\n' : ''}\n${note}`, truncated: { originalBytes, maxBytes, droppedAttachments, note } };
 }
 
 function deliveryReportField(raw: Buffer, attachments: MailAttachment[]): { deliveryReport?: DeliveryReport } {
