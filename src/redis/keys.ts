@@ -37,5 +37,11 @@ export function keyspace(prefix: string) {
     wechatpayCertificates: (inboxId: string) => k('wechatpay', 'certs', inboxId),
     /** A paid transaction -> the payer's contact (refund notifications carry no OpenID). */
     paymentTransaction: (accountId: string, transactionDigest: string) => k('paytx', accountId, transactionDigest),
+    /** An email thread anchor (a Message-ID, or contact + subject) -> its conversation. */
+    threadAnchor: (inboxId: string, kind: 'message' | 'subject', digest: string) => k('thread', inboxId, kind, digest),
+    /** An IMAP mailbox's cursor (hash: mailbox, uidValidity, lastUid). */
+    imapCursor: (inboxId: string) => k('imap', 'cursor', inboxId),
+    /** Which worker process watches an inbox's IMAP mailbox (a renewed lease). */
+    imapLease: (inboxId: string) => k('imap', 'lease', inboxId),
   };
 }
