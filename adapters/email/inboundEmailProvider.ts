@@ -25,6 +25,8 @@ export interface InboundWebhook {
   replayToken?: { value: string; ttlSeconds: number };
   /** The provider's own id for the mail when it has one beside the Message-ID (Postmark's MessageID). */
   providerMessageId?: string;
+  /** The mail's RFC 822 bytes when the provider posted them (Mailgun body-mime, SendGrid raw mode, Postmark RawEmail). */
+  raw?: Buffer;
   /** The envelope recipient(s), when the provider says (plus-addressed Reply-To tokens live here). */
   recipients: string[];
 }

@@ -36,7 +36,10 @@ export class MailgunInbound implements InboundEmailProvider {
     const recipients = (field('recipient') ?? '').split(',').map((r) => r.trim()).filter(Boolean);
     const replayToken = { value: field('token')!, ttlSeconds: 2 * maxAgeSeconds + 60 };
     const rawMime = form.fields['body-mime'];
-    if (rawMime !== undefined) return { mail: await mailFromRaw(Buffer.from(rawMime, 'latin1'), options), replayToken, recipients };
+    if (rawMime !== undefined) {
+      const raw = Buffer.from(rawMime, 'latin1');
+      return { mail: await mailFromRaw(raw, options), raw, replayToken, recipients };
+    }
 
     const headers = headerPairs(jsonField<unknown>(form.fields, 'message-headers', 'latin1') ?? null, field);
     const cidMap = jsonField<Record<string, unknown>>(form.fields, 'content-id-map', 'latin1') ?? {};

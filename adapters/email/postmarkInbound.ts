@@ -50,7 +50,10 @@ export class PostmarkInbound implements InboundEmailProvider {
     const post = parsed.data;
     const recipients = [post.OriginalRecipient ?? []].flat();
     const providerMessageId = post.MessageID;
-    if (post.RawEmail) return { mail: await mailFromRaw(Buffer.from(post.RawEmail, 'utf8'), options), recipients, ...(providerMessageId ? { providerMessageId } : {}) };
+    if (post.RawEmail) {
+      const raw = Buffer.from(post.RawEmail, 'utf8');
+      return { mail: await mailFromRaw(raw, options), raw, recipients, ...(providerMessageId ? { providerMessageId } : {}) };
+    }
 
     const headers: [string, string][] = [];
     const from = post.FromFull ? formatAddress(post.FromFull) : post.From;

@@ -22,8 +22,10 @@ export class SendgridInbound implements InboundEmailProvider {
     const envelope = jsonField<{ to?: string[] | string; from?: string }>(form.fields, 'envelope', 'latin1') ?? {};
     const recipients = [envelope.to ?? []].flat().map(String);
 
-    const raw = form.fields.email;
-    if (raw !== undefined) return { mail: await mailFromRaw(Buffer.from(raw, 'latin1'), options), recipients };
+    if (form.fields.email !== undefined) {
+      const raw = Buffer.from(form.fields.email, 'latin1');
+      return { mail: await mailFromRaw(raw, options), raw, recipients };
+    }
 
     const headerBlock = form.fields.headers;
     if (headerBlock === undefined) throw malformedWebhook('the post has neither email (raw mode) nor headers (parsed mode)');

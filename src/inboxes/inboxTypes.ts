@@ -55,6 +55,10 @@ export const inboxTypes = {
       pollIntervalSeconds: z.number().int().min(5).max(3600).default(60).describe('IMAP: a check besides IDLE, for servers that drop it'),
       maxMailBytes: z.number().int().min(64 * 1024).max(100 * 1024 * 1024).default(25 * 1024 * 1024)
         .describe('larger mail is kept truncated (headers, the start of the text, a note)'),
+      inboundWebhookProvider: z.enum(['mailgun', 'sendgrid', 'postmark']).optional()
+        .describe('who posts inbound mail to POST /email/{inboxId}/inbound; unset: the URL refuses posts'),
+      webhookMaxAgeSeconds: z.number().int().min(30).max(86_400).default(300)
+        .describe('Mailgun: how far a signed timestamp may be from now'),
     }).strict(),
     credentials: z.object({
       imap: z.object({ host: z.string(), port: z.number().int(), secure: z.boolean(), user: z.string(), pass: z.string(), mailbox: z.string().default('INBOX') }).optional(),
