@@ -69,6 +69,8 @@ export interface ParsedMail {
   /** Loop-relevant headers, lower-case name -> unfolded raw value (first occurrence). */
   headers: Record<string, string>;
   loop: LoopFlags;
+  /** Mails forwarded as attachments (message/rfc822), read one level deep; each is also in attachments. */
+  forwarded?: ForwardedMail[];
   /** Set when this is a delivery status notification (bounce). */
   deliveryReport?: DeliveryReport;
   /** Set when the mail was over maxBytes: headers kept, text cut, attachments dropped. */
@@ -79,11 +81,23 @@ export interface ParsedMail {
   size: number;
 }
 
+export interface ForwardedMail {
+  /** Index of its message/rfc822 part in attachments. */
+  attachmentIndex: number;
+  messageId?: string;
+  from?: MailAddress;
+  subject: string;
+  date?: Date;
+  text: string;
+}
+
 export interface ParseMailOptions {
   /** Above this the mail is kept truncated (headers, the start of the text, a note). Default 25 MiB. */
   maxBytes?: number;
   /** Maps a `cid:` content id to a URL for the sanitized HTML (e.g. the stored attachment); default keeps `cid:`. */
   resolveCid?: (contentId: string) => string | undefined;
+  /** Set when reading a forwarded mail: its own forwards are not read (no recursion). */
+  nested?: boolean;
 }
 
 export type MailParseErrorReason = 'empty' | 'not_a_mail' | 'unparseable';
@@ -155,11 +169,26 @@ export async function parseMail(raw: Buffer | string, options: ParseMailOptions 
     attachments,
     headers,
     loop: loopFlagsOf(headers, from),
+    ...(over || options.nested ? {} : await forwardedField(attachments)),
     ...(over ? {} : deliveryReportField(kept, attachments)),
     ...(truncated ? { truncated } : {}),
     warnings,
     size: bytes.length,
   };
+}
+
+async function forwardedField(attachments: MailAttachment[]): Promise<{ forwarded?: ForwardedMail[] }> {
+  const forwarded: ForwardedMail[] = [];
+  for (const [attachmentIndex, a] of attachments.entries()) {
+    if (a.contentType !== 'message/rfc822' || forwarded.length >= 10) continue;
+    const inner = await parseMail(a.content, { nested: true }).catch(() => undefined);
+    if (!inner) continue;
+    forwarded.push({
+      attachmentIndex, subject: inner.subject, text: inner.text,
+      ...(inner.messageId ? { messageId: inner.messageId } : {}), ...(inner.from ? { from: inner.from } : {}), ...(inner.date ? { date: inner.date } : {}),
+    });
+  }
+  return forwarded.length ? { forwarded } : {};
 }
 
 /** The text of a mail over the limit: its start, and a note saying what was left out. */

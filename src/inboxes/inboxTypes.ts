@@ -97,6 +97,6 @@ export function providerUrls(type: InboxType, inboxId: string, publicUrl: string
     case 'wechat': return { serverUrl: `${publicUrl}/wechat/${inboxId}` };
     case 'wechatpay': return { notifyUrl: `${publicUrl}/wechatpay/${inboxId}/notify` };
     case 'sms': return { inboundUrl: `${publicUrl}/sms/${inboxId}/inbound`, statusUrl: `${publicUrl}/sms/${inboxId}/status` };
-    case 'email': return { inboundUrl: `${publicUrl}/email/${inboxId}/inbound` };
+    case 'email': return { inboundUrl: `${publicUrl}/email/${inboxId}/inbound`, mailgunMimeUrl: `${publicUrl}/email/${inboxId}/inbound?format=mime` };
   }
 }
