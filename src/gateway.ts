@@ -17,7 +17,6 @@ import { registerConversationRoutes } from './api/conversationRoutes.ts';
 import { registerInboxRoutes } from './api/inboxRoutes.ts';
 import { registerRoutingRoutes } from './api/routingRoutes.ts';
 import { registerOperationsRoutes, workerHeartbeatMs } from './api/operationsRoutes.ts';
-import { registerUnbuiltProviderRoutes } from './api/providerRoutes.ts';
 import type { ApiServices } from './api/services.ts';
 import { registerWebhookRoutes } from './api/webhookRoutes.ts';
 import { ContactUpdates } from './contacts/contactUpdates.ts';
@@ -55,6 +54,7 @@ import { VisitorChannel } from './webchat/visitorChannel.ts';
 import { AttachmentDownloader } from './wechat/attachmentDownloader.ts';
 import { WechatAccessTokens } from './wechat/wechatAccessTokens.ts';
 import { WechatChannel } from './wechat/wechatChannel.ts';
+import { EmailWebhookChannel } from './emailWebhooks/emailWebhookChannel.ts';
 import { WechatInboundMedia } from './wechat/wechatInboundMedia.ts';
 import { PaymentRecorder } from './wechatpay/paymentRecorder.ts';
 import { PlatformCertificates } from './wechatpay/platformCertificates.ts';
@@ -151,7 +151,7 @@ export async function createGateway(options: GatewayOptions) {
     new WechatChannel({ inboxes, acceptor, log }).registerRoutes(registry);
     new WechatpayChannel({ inboxes, acceptor, log, certificates: new PlatformCertificates(redis, keys, log) }).registerRoutes(registry);
     new SmsChannel({ inboxes, acceptor, optOuts: smsOptOuts, receipts: smsReceipts, publicUrl, log }).registerRoutes(registry);
-    registerUnbuiltProviderRoutes(registry, services);
+    new EmailWebhookChannel({ acceptor, media: mediaStore, redis, keys, inboxes, log }).registerRoutes(registry);
     registerDemoRoutes(registry, services, publicUrl);
     registerAgentConsoleRoute(registry);
 

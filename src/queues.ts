@@ -13,6 +13,12 @@ export const inboundJobSchema = z.object({
   contactName: z.string().default(''),
   visitorHint: z.string().default(''),
   message: inboundMessageSchema,
+  thread: z.object({
+    anchors: z.array(z.object({ kind: z.enum(['conversation', 'message', 'subject']), value: z.string().min(1).max(200) })).max(300),
+    records: z.array(z.object({ kind: z.enum(['message', 'subject']), value: z.string().min(1).max(200) })).max(300),
+    subjectWindowSeconds: z.number().int().positive(),
+    openNew: z.boolean(),
+  }).optional().describe('email: which conversation the message joins (src/email/emailThreading.ts); absent: the contact\'s open one'),
 });
 export type InboundJob = z.infer<typeof inboundJobSchema>;
 

@@ -13,6 +13,12 @@
   ARGV[9] new conv. id    ARGV[10] now (ISO)    ARGV[11] arrival seq  ARGV[12] message body JSON
   ARGV[13] visitor hint   ARGV[14] sequence key ARGV[15] retention seconds
   ARGV[16] now (ms)
+  ARGV[17] thread (optional JSON, e.g. email): {candidates = ["c:<conversationId>" | "k:<key holding one>", ...] in
+    priority order, pointers = [[key, ttlSeconds], ...] set to the conversation afterwards (NX: an anchor stays with
+    its first conversation), refresh = [[key, ttlSeconds], ...] set always, openNew = 0|1, openKey = key}.
+    With it the contact's open conversation is not looked at: the message joins the first candidate conversation of
+    this inbox (reopening it when resolved), else starts a new one with openKey as its own open key, or, with
+    openNew 0, is not stored at all (returns {''}).
   A message within the account's reopen window (reopenWindowMs in its default queue's cfg) after the
   contact's last conversation was resolved reopens it (conversation.reopened) instead of starting one.
 
@@ -35,12 +41,38 @@ if existing then
   return {existing, f[1], f[2], 1, assignee, tonumber(f[3]), tonumber(f[4]), 0, (c[2] == 'open' and c[3] ~= '1') and 1 or 0}
 end
 
+local thread = (ARGV[17] and ARGV[17] ~= '') and cjson.decode(ARGV[17]) or nil
+local threadConv = nil
+if thread then
+  for _, candidate in ipairs(thread.candidates or {}) do
+    local id = string.sub(candidate, 1, 2) == 'c:' and string.sub(candidate, 3) or redis.call('GET', string.sub(candidate, 3))
+    if id and id ~= '' and redis.call('HGET', prefix .. ':conv:' .. id, 'inboxId') == inboxId then threadConv = id break end
+  end
+  if not threadConv and tonumber(thread.openNew) ~= 1 then return {''} end
+end
+
 local contactId, contactCreated = ensureContact(prefix, KEYS[2], ARGV[8], accountId, channel, ARGV[5], ARGV[6], inboxId, nowIso)
 
-local convId = redis.call('GET', KEYS[3])
+local convId = (not thread) and redis.call('GET', KEYS[3])
 local convCreated, reopened = 0, 0
-if convId and redis.call('HGET', prefix .. ':conv:' .. convId, 'status') ~= 'open' then convId = false end
-if not convId then
+local openKey = thread and thread.openKey or KEYS[3]
+if threadConv then
+  convId = threadConv
+  local threadKey = prefix .. ':conv:' .. convId
+  if redis.call('HGET', threadKey, 'status') ~= 'open' then
+    reopened = 1
+    redis.call('SET', redis.call('HGET', threadKey, 'openKey'), convId)
+    redis.call('SET', KEYS[4], convId)
+    redis.call('HSET', threadKey, 'status', 'open', 'assigneeId', '', 'updatedAt', nowIso)
+    redis.call('HDEL', threadKey, 'resolvedAt', 'resolvedAtMs', 'resolvedBy', 'routed', 'offeredTo', 'waitingSince', 'waitingSinceMs')
+    redis.call('ZREM', prefix .. ':resolved', convId)
+    local n = redis.call('HINCRBY', threadKey, 'reopenings', 1)
+    emitEvent(prefix, accountId, 'evt_' .. convId .. '_o' .. n, 'conversation.reopened', conversationSource(accountId, inboxId),
+      convId, nowIso, conversationJson(threadKey), '', ARGV[13])
+  end
+end
+if convId and not threadConv and redis.call('HGET', prefix .. ':conv:' .. convId, 'status') ~= 'open' then convId = false end
+if not convId and not thread then
   local reopenWindow = tonumber(redis.call('HGET', prefix .. ':acc:' .. accountId .. ':q:default:cfg', 'reopenWindowMs') or '0')
   local lastId = reopenWindow > 0 and redis.call('GET', KEYS[4])
   local lastKey = prefix .. ':conv:' .. (lastId or '')
@@ -60,12 +92,12 @@ end
 if not convId then
   convId = ARGV[9]
   convCreated = 1
-  redis.call('SET', KEYS[3], convId)
+  redis.call('SET', openKey, convId)
   redis.call('SET', KEYS[4], convId)
   local convKey = prefix .. ':conv:' .. convId
   redis.call('HSET', convKey, 'id', convId, 'accountId', accountId, 'inboxId', inboxId, 'contactId', contactId,
     'channel', channel, 'channelId', ARGV[5], 'status', 'open', 'assigneeId', '', 'createdAt', nowIso,
-    'updatedAt', nowIso, 'visitorHint', ARGV[13], 'openKey', KEYS[3], 'lastKey', KEYS[4], 'sequenceKey', ARGV[14])
+    'updatedAt', nowIso, 'visitorHint', ARGV[13], 'openKey', openKey, 'lastKey', KEYS[4], 'sequenceKey', ARGV[14])
   redis.call('ZADD', prefix .. ':acc:' .. accountId .. ':conversations', 0, convId)
   emitEvent(prefix, accountId, 'evt_' .. convId .. '_c', 'conversation.created',
     conversationSource(accountId, inboxId), convId, nowIso, conversationJson(convKey), '', ARGV[13])
@@ -81,6 +113,10 @@ redis.call('HSET', msgKey, 'body', ARGV[12], 'accountId', accountId, 'conversati
 redis.call('ZADD', prefix .. ':conv:' .. convId .. ':msgs', seq, messageId)
 redis.call('SET', KEYS[1], messageId, 'EX', tonumber(ARGV[15]))
 redis.call('HSET', convKey, 'lastMessageAt', nowIso, 'updatedAt', nowIso)
+if thread then
+  for _, p in ipairs(thread.pointers or {}) do redis.call('SET', p[1], convId, 'EX', tonumber(p[2]), 'NX') end
+  for _, p in ipairs(thread.refresh or {}) do redis.call('SET', p[1], convId, 'EX', tonumber(p[2])) end
+end
 local c = redis.call('HMGET', convKey, 'assigneeId', 'routed')
 local assignee = c[1] or ''
 emitEvent(prefix, accountId, 'evt_' .. messageId .. '_r', 'message.received', conversationSource(accountId, inboxId),

@@ -54,7 +54,22 @@ export const inboxTypes = {
   },
   email: {
     channel: 'email',
-    settings: z.object({ apiBaseUrl }).strict(),
+    settings: z.object({
+      apiBaseUrl,
+      subjectWindowMinutes: z.number().int().min(0).max(7 * 24 * 60).default(60)
+        .describe('a mail with no thread headers joins the same contact\'s conversation of the same subject within this window; 0: never by subject'),
+      automatedMailOpensConversation: z.boolean().default(false)
+        .describe('auto-replies, bulk mail and mailer-daemon mail that answer no conversation open one (default: dropped)'),
+      afterProcessing: z.enum(['none', 'seen', 'move']).default('none').describe('IMAP: what is done to a mail once it is queued'),
+      processedMailbox: z.string().min(1).max(200).optional().describe('IMAP: where afterProcessing "move" puts processed mail'),
+      pollIntervalSeconds: z.number().int().min(5).max(3600).default(60).describe('IMAP: a check besides IDLE, for servers that drop it'),
+      maxMailBytes: z.number().int().min(64 * 1024).max(100 * 1024 * 1024).default(25 * 1024 * 1024)
+        .describe('larger mail is kept truncated (headers, the start of the text, a note)'),
+      inboundWebhookProvider: z.enum(['mailgun', 'sendgrid', 'postmark']).optional()
+        .describe('who posts inbound mail to POST /email/{inboxId}/inbound; unset: the URL refuses posts'),
+      webhookMaxAgeSeconds: z.number().int().min(30).max(86_400).default(300)
+        .describe('Mailgun: how far a signed timestamp may be from now'),
+    }).strict(),
     credentials: z.object({
       imap: z.object({ host: z.string(), port: z.number().int(), secure: z.boolean(), user: z.string(), pass: z.string(), mailbox: z.string().default('INBOX') }).optional(),
       smtp: z.object({ host: z.string(), port: z.number().int(), secure: z.boolean(), user: z.string(), pass: z.string() }).optional(),
@@ -95,6 +110,6 @@ export function providerUrls(type: InboxType, inboxId: string, publicUrl: string
       const token = typeof settings?.urlToken === 'string' ? `?token=${settings.urlToken}` : '';
       return { inboundUrl: `${publicUrl}/sms/${inboxId}/inbound${token}`, statusUrl: `${publicUrl}/sms/${inboxId}/status${token}` };
     }
-    case 'email': return { inboundUrl: `${publicUrl}/email/${inboxId}/inbound` };
+    case 'email': return { inboundUrl: `${publicUrl}/email/${inboxId}/inbound`, mailgunMimeUrl: `${publicUrl}/email/${inboxId}/inbound?format=mime` };
   }
 }

@@ -17,7 +17,7 @@ export class InboundAcceptor {
     return `msg_${keyDigest(`${inboxId}\n${externalId}`)}`;
   }
 
-  async accept(message: InboundMessage, extra: { contactName?: string; visitorHint?: string } = {}): Promise<AcceptedInbound> {
+  async accept(message: InboundMessage, extra: { contactName?: string; visitorHint?: string; thread?: InboundJob['thread'] } = {}): Promise<AcceptedInbound> {
     const messageId = InboundAcceptor.messageIdFor(message.inboxId, message.externalId);
     // The seq is taken on arrival, so a conversation keeps arrival order whatever order workers finish in:
     // a microsecond reading of this process's clock, strictly increasing here (see includes/sequence.lua).
@@ -25,6 +25,7 @@ export class InboundAcceptor {
     const job: InboundJob = {
       messageId, seq, receivedAt: new Date().toISOString(),
       contactName: extra.contactName ?? message.from.name ?? '', visitorHint: extra.visitorHint ?? '', message,
+      ...(extra.thread ? { thread: extra.thread } : {}),
     };
     await this.queue.add('inbound', job, { ...jobOptions.inbound, jobId: messageId });
     return { messageId, seq };

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { runScript } from '../commands/index.ts';
 import { keyDigest, newId } from '../ids.ts';
 import type { Keyspace } from '../redis/keys.ts';
-import { contactJobSchema, inboundJobSchema, paymentJobSchema } from '../queues.ts';
+import { contactJobSchema, inboundJobSchema, paymentJobSchema, type InboundJob } from '../queues.ts';
 import type { PaymentRecorder } from '../wechatpay/paymentRecorder.ts';
 import type { ContactUpdates } from '../contacts/contactUpdates.ts';
 import type { Router } from '../routing/router.ts';
@@ -20,7 +20,7 @@ export function createIngestProcessor(deps: {
   inboundMedia?: WechatInboundMedia;
 }) {
   const { redis, keys, router } = deps;
-  return async function processInbound(job: Job): Promise<IngestResult | 'updated' | 'recorded' | 'duplicate' | MediaJobResult> {
+  return async function processInbound(job: Job): Promise<IngestResult | 'updated' | 'recorded' | 'duplicate' | 'skipped' | MediaJobResult> {
     if (job.name === 'contact') return deps.contacts.applyChannelEvent(contactJobSchema.parse(job.data));
     if (job.name === 'payment') {
       if (!deps.payments) throw new Error('payment jobs need a PaymentRecorder');
@@ -37,6 +37,7 @@ export function createIngestProcessor(deps: {
       id: data.messageId, accountId: m.accountId, inboxId: m.inboxId, channel: m.channel, direction: 'inbound',
       externalId: m.externalId, from: m.from, to: m.to, sentAt: m.sentAt, receivedAt: data.receivedAt, content: m.content,
     });
+    const newConversationId = newId('cv');
     const r = (await runScript(redis, 'ingestInbound', [
       keys.messageDedup(m.inboxId, keyDigest(m.externalId)),
       keys.contactIdentity(m.accountId, m.channel, identity),
@@ -44,9 +45,12 @@ export function createIngestProcessor(deps: {
       keys.lastConversation(m.inboxId, identity),
     ], [
       keys.prefix, m.accountId, m.inboxId, m.channel, m.from.channelId, data.contactName, data.messageId,
-      newId('ct'), newId('cv'), new Date().toISOString(), data.seq, body, data.visitorHint,
+      newId('ct'), newConversationId, new Date().toISOString(), data.seq, body, data.visitorHint,
       keys.sequence(m.inboxId, identity), deps.retentionSeconds, Date.now(),
+      data.thread ? threadArgument(keys, m.inboxId, data.thread, deps.retentionSeconds, keys.openConversation(m.inboxId, `${identity}:${newConversationId}`)) : '',
     ])) as [string, string, string, number, string, number, number, number, number];
+    // A thread message with no conversation to join and not allowed to open one (automated mail).
+    if (r[0] === '') return 'skipped';
     const result: IngestResult = {
       messageId: r[0], contactId: r[1], conversationId: r[2], duplicate: r[3] === 1, assigneeId: r[4],
     };
@@ -62,4 +66,16 @@ export function createIngestProcessor(deps: {
     }
     return result;
   };
+}
+
+/** The ingest script's thread argument: anchors become conversation ids or the keys that hold one. */
+function threadArgument(keys: Keyspace, inboxId: string, thread: NonNullable<InboundJob['thread']>, retentionSeconds: number, openKey: string): string {
+  const keyOf = (kind: 'message' | 'subject', value: string) => keys.threadAnchor(inboxId, kind, value);
+  return JSON.stringify({
+    candidates: thread.anchors.map((a) => a.kind === 'conversation' ? `c:${a.value}` : `k:${keyOf(a.kind, a.value)}`),
+    pointers: thread.records.filter((r) => r.kind === 'message').map((r) => [keyOf('message', r.value), retentionSeconds]),
+    refresh: thread.records.filter((r) => r.kind === 'subject').map((r) => [keyOf('subject', r.value), thread.subjectWindowSeconds]),
+    openNew: thread.openNew ? 1 : 0,
+    openKey,
+  });
 }

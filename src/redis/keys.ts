@@ -49,5 +49,13 @@ export function keyspace(prefix: string) {
     smsEarlyReceipt: (inboxId: string, externalIdHash: string) => k('sms', 'early', inboxId, externalIdHash),
     /** SMS: an inbox's send rate (GCRA theoretical arrival time, ms). */
     smsSendRate: (inboxId: string) => k('sms', 'rate', inboxId),
+    /** An email thread anchor (a Message-ID, or contact + subject) -> its conversation. */
+    threadAnchor: (inboxId: string, kind: 'message' | 'subject', digest: string) => k('thread', inboxId, kind, digest),
+    /** An IMAP mailbox's cursor (hash: mailbox, uidValidity, lastUid). */
+    imapCursor: (inboxId: string) => k('imap', 'cursor', inboxId),
+    /** Which worker process watches an inbox's IMAP mailbox (a renewed lease). */
+    imapLease: (inboxId: string) => k('imap', 'lease', inboxId),
+    /** A Mailgun webhook token seen for an inbox -> the digest of the body it came with (replays refused). */
+    emailWebhookToken: (inboxId: string, tokenDigest: string) => k('emailhook', inboxId, tokenDigest),
   };
 }
