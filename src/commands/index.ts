@@ -24,7 +24,13 @@ export type ScriptName =
   | 'updateMessageStatus'
   | 'purgeConversation'
   | 'updateContact'
-  | 'recordPayment';
+  | 'recordPayment'
+  | 'enqueueDeliveries'
+  | 'claimDeliveries'
+  | 'settleDelivery'
+  | 'redeliverDelivery'
+  | 'holdLease'
+  | 'releaseLease';
 
 interface LoadedScript { lua: string; numberOfKeys: number }
 
