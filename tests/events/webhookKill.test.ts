@@ -1,0 +1,79 @@
+// Acceptance: a worker killed with SIGKILL in the middle of deliveries loses no event. Separate
+// processes (a web and a worker on one Redis); the receiver answers slowly, so deliveries are in
+// flight at the kill; a new worker takes the dead one's lanes over when their leases end and every
+// event arrives, in order per conversation.
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTenantOn, newDeployment, startGatewayProcess, type Deployment, type GatewayProcess } from '../support/gatewayProcess.ts';
+import type { Tenant } from '../support/testGateway.ts';
+import { eventOf, verifiedEvent, WebhookReceiver } from './webhookReceiver.ts';
+
+const visitors = 6;
+const messagesPerVisitor = 10;
+const workerEnv = { GATEWAY_WEBHOOK_TIMEOUT_MS: '2000', GATEWAY_WEBHOOK_RETRY_BASE_MS: '100', GATEWAY_WEBHOOK_RETRY_MAX_MS: '500' };
+
+describe('killing a worker mid-delivery (separate processes)', () => {
+  let deployment: Deployment;
+  let web: GatewayProcess;
+  let worker: GatewayProcess;
+  let replacement: GatewayProcess | undefined;
+  let tenant: Tenant;
+  const receiver = new WebhookReceiver();
+
+  beforeAll(async () => {
+    await receiver.start();
+    deployment = newDeployment();
+    [web, worker] = await Promise.all([startGatewayProcess(deployment, 'web'), startGatewayProcess(deployment, 'worker', { env: workerEnv })]);
+    tenant = await createTenantOn(web);
+  });
+  afterAll(async () => {
+    await receiver.stop();
+    await Promise.all([web, worker, replacement].map((p) => p?.stop()));
+    deployment?.cleanup();
+  });
+
+  it('delivers every event, in order per conversation, after the delivering worker is killed with SIGKILL', async () => {
+    receiver.answerAlways('/crm', { delayMs: 150 });
+    const created = await web.api('POST', `/api/v1/accounts/${tenant.accountId}/webhooks`, { key: tenant.apiKey, body: { url: `${receiver.url}/crm`, events: ['message.received'] } });
+    expect(created.status).toBe(201);
+    const secret = created.body.secret as string;
+
+    const sent: string[][] = [];
+    await Promise.all(Array.from({ length: visitors }, async (_, v) => {
+      const session = (await web.api('POST', `/webchat/${tenant.inboxId}/session`, { body: {} })).body;
+      sent[v] = [];
+      for (let i = 0; i < messagesPerVisitor; i++) {
+        const text = `v${v}-m${i}`;
+        const answer = await web.api('POST', `/webchat/${tenant.inboxId}/messages`, {
+          body: { visitorId: session.visitorId, visitorToken: session.visitorToken, clientMessageId: randomUUID(), text },
+        });
+        expect(answer.status).toBe(202);
+        sent[v]!.push(text);
+      }
+    }));
+
+    // Kill the worker while requests are open at the receiver.
+    await receiver.waitFor('the first deliveries', () => receiver.deliveries.length >= 8, 30_000);
+    worker.kill('SIGKILL');
+    expect((await worker.exited).signal).toBe('SIGKILL');
+    const deliveredAtKill = receiver.deliveries.length;
+    replacement = await startGatewayProcess(deployment, 'worker', { env: workerEnv });
+
+    const total = visitors * messagesPerVisitor;
+    const deliveredIds = () => new Set(receiver.deliveries.map((d) => d.headers['webhook-id']));
+    await receiver.waitFor('every event', () => deliveredIds().size === total, 60_000);
+    expect(deliveredAtKill).toBeLessThan(total);
+
+    // Every event arrived, verified; per conversation, in send order (a repeat, if any, only right after itself).
+    const byConversation = new Map<string, string[]>();
+    for (const d of receiver.deliveries) {
+      const event = verifiedEvent(d, secret);
+      const texts = byConversation.get(event.subject!) ?? [];
+      const text = (event.data as { content: { text: string } }).content.text;
+      if (texts.at(-1) !== text) texts.push(text);
+      byConversation.set(event.subject!, texts);
+    }
+    expect([...byConversation.values()].sort((a, b) => a[0]!.localeCompare(b[0]!))).toEqual(sent);
+    expect(new Set(receiver.deliveries.map((d) => eventOf(d).id)).size).toBe(total);
+  }, 120_000);
+});
