@@ -4,8 +4,7 @@
 // with a huge body, holds a few slots and never the others' deliveries.
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
-import type { Attempt } from './deliveryLanes.ts';
-import { DeliveryLanes, type ClaimedDelivery } from './deliveryLanes.ts';
+import type { Attempt, ClaimedDelivery, DeliveryLanes } from './deliveryLanes.ts';
 import { buildWebhookRequest, postWebhook } from './webhookRequest.ts';
 import type { WebhookRecord, WebhookSubscriptions } from './webhookSubscriptions.ts';
 import { checkWebhookTarget, WebhookTargetError, type GatewayAddress } from './webhookTarget.ts';
