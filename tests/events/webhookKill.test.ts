@@ -67,8 +67,9 @@ describe('killing a worker mid-delivery (separate processes)', () => {
     await expect.poll(async () => (await replayed()).length, { timeout: 30_000 }).toBe(total);
 
     // Kill the worker while requests are open at the receiver.
-    await receiver.waitFor('the first deliveries', () => receiver.deliveries.length >= 8, 30_000);
+    await receiver.waitFor('deliveries in flight', () => receiver.deliveries.length >= 8 && receiver.open > 0, 30_000);
     worker.kill('SIGKILL');
+    const openAtKill = receiver.open;
     expect((await worker.exited).signal).toBe('SIGKILL');
     const deliveredAtKill = receiver.deliveries.length;
     replacement = await startGatewayProcess(deployment, 'worker', { env: workerEnv });
@@ -76,6 +77,7 @@ describe('killing a worker mid-delivery (separate processes)', () => {
     const deliveredIds = () => new Set(receiver.deliveries.map((d) => d.headers['webhook-id']));
     await receiver.waitFor('every event', () => deliveredIds().size === total, 60_000);
     expect(deliveredAtKill).toBeLessThan(total);
+    expect(openAtKill).toBeGreaterThan(0);
 
     // Every event arrived, verified; per conversation in the order of the event stream (replay),
     // a repeat (a delivery cut off by the kill, sent again) only right after itself.

@@ -11,6 +11,8 @@ export interface Answer { status?: number; delayMs?: number; retryAfter?: string
 
 export class WebhookReceiver {
   readonly deliveries: Delivery[] = [];
+  /** Requests received and not answered yet. */
+  open = 0;
   private readonly scripted = new Map<string, Answer[]>();
   private readonly always = new Map<string, Answer>();
   private server: Server | undefined;
@@ -25,6 +27,8 @@ export class WebhookReceiver {
         const answer = this.scripted.get(path)?.shift() ?? this.always.get(path) ?? {};
         const status = answer.status ?? 200;
         this.deliveries.push({ path, headers: request.headers, body: Buffer.concat(chunks).toString('utf8'), status, at: Date.now() });
+        this.open++;
+        response.once('close', () => { this.open--; });
         const reply = () => {
           if (response.destroyed) return;
           const headers: Record<string, string> = { 'content-type': 'text/plain' };
