@@ -25,8 +25,11 @@ import { ConversationStore } from './conversations/conversationStore.ts';
 import { RetentionSweeper } from './conversations/retentionSweeper.ts';
 import { createSecretBox } from './crypto/secretBox.ts';
 import { registerDemoRoutes } from './demo.ts';
-import { createWebhookProcessor } from './events/webhookDelivery.ts';
-import { WebhookDispatcher } from './events/webhookDispatcher.ts';
+import { DeliveryLanes } from './events/deliveryLanes.ts';
+import { EventRetention } from './events/eventRetention.ts';
+import { WebhookDeliverer } from './events/webhookDeliverer.ts';
+import { createLegacyWebhookJobMover, WebhookDispatcher } from './events/webhookDispatcher.ts';
+import { GatewayAddress } from './events/webhookTarget.ts';
 import { WebhookSubscriptions } from './events/webhookSubscriptions.ts';
 import { ApiRegistry } from './http/apiRoutes.ts';
 import { Authenticator } from './http/authenticate.ts';
@@ -102,6 +105,10 @@ export async function createGateway(options: GatewayOptions) {
   const router = new Router(redis, keys, teams, new RecordStore<RoutingRecord>(redis, keys, 'routing'));
   const actions = new ConversationActions(redis, keys, conversations, queues.outbound, router);
   const webhooks = new WebhookSubscriptions(redis, keys, secretBox);
+  const deliveryLanes = new DeliveryLanes(redis, keys);
+  let listeningPort = settings.port;
+  const gatewayAddress = new GatewayAddress(publicUrl, () => listeningPort);
+  let deliverer: WebhookDeliverer | undefined;
   const acceptor = new InboundAcceptor(queues.inbound);
   const contacts = new ContactUpdates(redis, keys, settings.messageRetentionDays * 86400);
   const services: ApiServices = {
@@ -141,7 +148,7 @@ export async function createGateway(options: GatewayOptions) {
     registerAgentRoutes(registry, services);
     registerConversationRoutes(registry, services);
     registerRoutingRoutes(registry, services);
-    registerWebhookRoutes(registry, services, settings.webhookPrivateTargets === 'allow');
+    registerWebhookRoutes(registry, services, { lanes: deliveryLanes, allowPrivateTargets: settings.webhookPrivateTargets === 'allow', self: gatewayAddress });
     registerMediaRoutes(registry, mediaStore);
     registry.add({
       method: 'get', path: '/api/v1/agent/ws', tag: 'Agents', auth: 'agent', produces: 'WebSocket upgrade',
@@ -178,6 +185,7 @@ export async function createGateway(options: GatewayOptions) {
       http!.server.listen(settings.port, settings.host, () => resolve());
     });
     const address = http.server.address() as AddressInfo;
+    listeningPort = address.port;
     httpUrl = `http://127.0.0.1:${address.port}`;
     stoppers.push(async () => {
       // Stop taking work first, then tell sockets to reconnect elsewhere.
@@ -202,7 +210,7 @@ export async function createGateway(options: GatewayOptions) {
         }),
       }),
       outbound: createOutboundProcessor({ redis, keys, log, conversations, inboxes, adapters }),
-      webhooks: createWebhookProcessor({ subscriptions: webhooks, log, allowPrivateTargets: settings.webhookPrivateTargets === 'allow' }),
+      webhooks: createLegacyWebhookJobMover(deliveryLanes, () => deliverer?.wake()),
     };
     const workers: Worker[] = [];
     for (const [name, processor] of Object.entries(processors) as [QueueName, Processor][]) {
@@ -222,8 +230,20 @@ export async function createGateway(options: GatewayOptions) {
       worker.on('error', (error) => log.error({ queue: name, err: error.message }, 'worker error'));
       workers.push(worker);
     }
-    const dispatcher = new WebhookDispatcher(redis, keys, webhooks, queues.webhooks, log);
+    deliverer = new WebhookDeliverer({
+      lanes: deliveryLanes, subscriptions: webhooks, log, metrics, concurrency: settings.workerConcurrency,
+      perSubscription: settings.webhookSubscriptionConcurrency, allowPrivateTargets: settings.webhookPrivateTargets === 'allow', self: gatewayAddress,
+      policy: {
+        timeoutMs: settings.webhookTimeoutMs, retryBaseMs: settings.webhookRetryBaseMs, retryMaxMs: settings.webhookRetryMaxMs,
+        retryWindowMs: settings.webhookRetryHours * 3_600_000, pauseAfterMs: settings.webhookPauseAfterHours * 3_600_000,
+        retentionSeconds: Math.ceil(settings.eventRetentionDays * 86_400),
+      },
+    });
+    const dispatcher = new WebhookDispatcher(redis, keys, webhooks, deliveryLanes, log, settings.jobLockMs, () => deliverer?.wake());
     await dispatcher.start();
+    deliverer.start();
+    const eventRetention = new EventRetention(redis, keys, deliveryLanes, settings.eventRetentionDays * 86_400_000, log);
+    eventRetention.start();
     const sweeper = new RetentionSweeper(redis, keys, settings.messageRetentionDays * 86_400_000, log, undefined, mediaStore);
     sweeper.start();
     const outbox = new OutboxSweeper(redis, keys, queues.outbound, log);
@@ -239,6 +259,8 @@ export async function createGateway(options: GatewayOptions) {
       // close() waits for active jobs; anything unfinished is picked up again as stalled.
       await Promise.all(workers.map((w) => w.close()));
       await dispatcher.stop();
+      await deliverer?.stop();
+      await eventRetention.stop();
       await sweeper.stop();
       await outbox.stop();
       await routingTimers.stop();

@@ -8,16 +8,24 @@ const emailPattern = /([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za
 
 /** Masks phone numbers (keeps the last 3 digits) and emails (keeps the first letter and the domain). */
 export function maskPersonalData(text: string): string {
-  return text
-    .replace(emailPattern, (_m, first: string, domain: string) => `${first}***@${domain}`)
-    .replace(phonePattern, (match) => {
-      // An ISO date (2024-05-01…) is not a phone number, but what follows it may be one.
-      const date = /^\d{4}-\d{2}-\d{2}(?!\d)/.exec(match)?.[0];
-      if (date) return date + maskPersonalData(match.slice(date.length));
-      const digits = match.replace(/\D/g, '');
-      if (digits.length < 7) return match;
-      return `${match.startsWith('+') ? '+' : ''}***${digits.slice(-3)}`;
-    });
+  return maskPhoneNumbers(maskEmailAddresses(text));
+}
+
+/** Emails keep their first letter and their domain. */
+export function maskEmailAddresses(text: string): string {
+  return text.replace(emailPattern, (_m, first: string, domain: string) => `${first}***@${domain}`);
+}
+
+/** Phone numbers (7 digits or more) keep their last 3 digits. */
+export function maskPhoneNumbers(text: string): string {
+  return text.replace(phonePattern, (match) => {
+    // An ISO date (2024-05-01…) is not a phone number, but what follows it may be one.
+    const date = /^\d{4}-\d{2}-\d{2}(?!\d)/.exec(match)?.[0];
+    if (date) return date + maskPhoneNumbers(match.slice(date.length));
+    const digits = match.replace(/\D/g, '');
+    if (digits.length < 7) return match;
+    return `${match.startsWith('+') ? '+' : ''}***${digits.slice(-3)}`;
+  });
 }
 
 function maskDeep(value: unknown, depth = 0): unknown {

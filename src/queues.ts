@@ -60,7 +60,7 @@ const keepFailed = { age: 7 * 24 * 3600, count: 10_000 };
 export const jobOptions: Record<QueueName, JobsOptions> = {
   inbound: { attempts: 10, backoff: { type: 'exponential', delay: 500 }, removeOnComplete: true, removeOnFail: keepFailed },
   outbound: { attempts: 8, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: true, removeOnFail: keepFailed },
-  // ~26 h of retries: 10 s doubling, capped at an hour (see webhookBackoff).
+  // Only jobs left by 0.2.0 (deliveries now wait in lanes: src/events/deliveryLanes.ts); moving one into its lane is retried like this.
   webhooks: { attempts: 34, backoff: { type: 'webhook' }, removeOnComplete: true, removeOnFail: keepFailed },
 };
 

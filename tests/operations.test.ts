@@ -181,6 +181,12 @@ describe('graceful shutdown', () => {
         if (Date.now() > until) throw new Error('the queues did not drain');
         await new Promise((r) => setTimeout(r, 50));
       }
+      // Webhook deliveries wait in their lanes, not in a queue: drained when none is pending.
+      const pendingDeliveries = async () => (await second!.api('GET', `/api/v1/accounts/${tenant.accountId}/webhooks/${subscription.body.id}/deliveries?status=pending`, { key: tenant.apiKey })).body.items.length;
+      while (await pendingDeliveries() > 0) {
+        if (Date.now() > until) throw new Error('the webhook deliveries did not drain');
+        await new Promise((r) => setTimeout(r, 50));
+      }
       // Nothing was lost, nothing ran twice, nothing failed.
       expect(delivered.map((d) => d.messageId).sort()).toEqual([...messageIds].sort());
       expect(answered).toBe(delivered.length);

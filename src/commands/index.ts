@@ -26,7 +26,13 @@ export type ScriptName =
   | 'updateContact'
   | 'recordPayment'
   | 'takeSmsSendSlot'
-  | 'recordSmsOptOut';
+  | 'recordSmsOptOut'
+  | 'enqueueDeliveries'
+  | 'claimDeliveries'
+  | 'settleDelivery'
+  | 'redeliverDelivery'
+  | 'holdLease'
+  | 'releaseLease';
 
 interface LoadedScript { lua: string; numberOfKeys: number }
 

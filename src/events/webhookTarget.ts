@@ -1,7 +1,9 @@
-// Where a webhook may be delivered. A tenant's URL must not reach the gateway's own network
-// (Redis on loopback, cloud metadata, private hosts) unless the operator allows private targets.
+// Where a webhook may be delivered. Never the gateway itself (a subscription must not call its own
+// API); loopback and private ranges only when the operator allows them (the default: on-premise
+// CRMs live there), for a multi-tenant gateway whose tenants must not reach its own network.
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
+import { hostname, networkInterfaces } from 'node:os';
 
 const privateRanges = new BlockList();
 for (const [network, prefix] of [
@@ -20,21 +22,50 @@ export function isPrivateAddress(address: string): boolean {
   return privateRanges.check(address, family === 4 ? 'ipv4' : 'ipv6');
 }
 
-/** A target that is refused for good (private); a name that does not resolve is only retried. */
+/** A target that is refused for good (private, or the gateway itself); a name that does not resolve is only retried. */
 export class WebhookTargetError extends Error {}
+
+const defaultPort = (url: URL) => Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+
+/** The gateway's own addresses: its public URL, and its HTTP port on this machine's names and addresses. */
+export class GatewayAddress {
+  constructor(private readonly publicUrl: string, private readonly port: () => number) {}
+
+  private localAddresses(): Set<string> {
+    const local = new Set(['localhost', '0.0.0.0', '::', hostname().toLowerCase()]);
+    for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) local.add(a.address.toLowerCase());
+    return local;
+  }
+
+  /** Whether `url` (whose host resolved to `addresses`) would reach this gateway. */
+  isSelf(url: URL, addresses: string[] = []): boolean {
+    const own = new URL(this.publicUrl);
+    if (url.host.toLowerCase() === own.host.toLowerCase() && url.protocol === own.protocol) return true;
+    const port = this.port();
+    if (port === 0 || defaultPort(url) !== port) return false;
+    const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+    const local = this.localAddresses();
+    const isLocal = (a: string) => local.has(a) || /^127\./.test(a) || a === '::1' || a.endsWith('.localhost') || /^::ffff:127\./.test(a);
+    return isLocal(host) || addresses.some((a) => isLocal(a.toLowerCase()));
+  }
+}
 
 /**
  * Refuses a URL whose host is, or resolves to, a private address (every address it resolves to is
  * checked). Without `resolve`, only what the URL itself says is checked (a subscription may name a
  * host before its DNS exists).
  */
-export async function checkWebhookTarget(url: string, allowPrivate: boolean, resolve = true): Promise<void> {
-  if (allowPrivate) return;
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  if (host === 'localhost' || host.endsWith('.localhost')) throw new WebhookTargetError(`${host} is a private address`);
+export async function checkWebhookTarget(url: string, allowPrivate: boolean, resolve = true, self?: GatewayAddress): Promise<void> {
+  const parsed = new URL(url);
+  const host = parsed.hostname.replace(/^\[|\]$/g, '');
+  if (self?.isSelf(parsed)) throw new WebhookTargetError(`${parsed.host} is the gateway's own address`);
+  if (allowPrivate && !self) return;
+  if (!allowPrivate && (host === 'localhost' || host.endsWith('.localhost'))) throw new WebhookTargetError(`${host} is a private address`);
   if (!resolve && !isIP(host)) return;
   const addresses = isIP(host) ? [host] : (await lookup(host, { all: true }).catch(() => [])).map((a) => a.address);
   if (addresses.length === 0) throw new Error(`${host} does not resolve`);
+  if (self?.isSelf(parsed, addresses)) throw new WebhookTargetError(`${parsed.host} resolves to the gateway's own address`);
+  if (allowPrivate) return;
   const blocked = addresses.find(isPrivateAddress);
   if (blocked) throw new WebhookTargetError(`${host} resolves to a private address (${blocked})`);
 }

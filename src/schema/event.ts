@@ -17,6 +17,8 @@ export const eventTypes = [
   'agent.status_changed',
   'payment.succeeded',
   'payment.refunded',
+  'webhook.paused',
+  'webhook.disabled',
 ] as const;
 
 export const eventTypeSchema = z.enum(eventTypes);

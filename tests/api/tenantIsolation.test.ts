@@ -40,6 +40,7 @@ const validBodies: Record<string, (target: PopulatedTenant) => unknown> = {
   'POST /api/v1/accounts/:accountId/conversations/:conversationId/decline': (target) => ({ agentId: target.ids.agentId }),
   'POST /api/v1/accounts/:accountId/webhooks': () => ({ url: 'https://evil.example/hook', events: ['*'] }),
   'PATCH /api/v1/accounts/:accountId/webhooks/:webhookId': () => ({ url: 'https://evil.example/hook', enabled: true }),
+  'POST /api/v1/accounts/:accountId/webhooks/:webhookId/rotate-secret': () => ({ overlapSeconds: 60 }),
 };
 
 function fillPath(path: string, ids: Record<string, string>): string {
@@ -90,6 +91,7 @@ async function populate(t: TestGateway): Promise<PopulatedTenant> {
     ids: {
       accountId, inboxId: tenant.inboxId, agentId: tenant.agentId, keyId: secondKey.apiKey.id, teamId: team.id, queueId: team.id,
       webhookId: webhook.id, conversationId: conversation.id, contactId: conversation.contactId,
+      deliveryId: `evt_${conversation.id}_c`,
       mediaKey: mediaKeyFor(accountId, 'walk-medium'),
     },
   };

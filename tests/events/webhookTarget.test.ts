@@ -1,10 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { UnrecoverableError, type Job } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWebhookProcessor } from '../../src/events/webhookDelivery.ts';
-import { createLogger } from '../../src/logger.ts';
-import { checkWebhookTarget, isPrivateAddress, WebhookTargetError } from '../../src/events/webhookTarget.ts';
+import { loadSettings } from '../../config/settings.ts';
+import { checkWebhookTarget, GatewayAddress, isPrivateAddress, WebhookTargetError } from '../../src/events/webhookTarget.ts';
 import { createTenant, startTestGateway, TestSocket, wsUrl, type Tenant, type TestGateway } from '../support/testGateway.ts';
 
 describe('webhook targets', () => {
@@ -22,9 +20,26 @@ describe('webhook targets', () => {
     await expect(checkWebhookTarget('https://crm.example/hook', false, false)).resolves.toBeUndefined();
     await expect(checkWebhookTarget('http://127.0.0.1/hook', true)).resolves.toBeUndefined();
   });
+
+  it("refuses the gateway's own address whether private targets are allowed or not", async () => {
+    const self = new GatewayAddress('https://gateway.example.com', () => 3000);
+    for (const allow of [true, false]) {
+      for (const url of ['https://gateway.example.com/api/v1/accounts', 'http://127.0.0.1:3000/x', 'http://localhost:3000/', 'http://[::1]:3000/', 'http://0.0.0.0:3000/']) {
+        await expect(checkWebhookTarget(url, allow, false, self), url).rejects.toThrow(/gateway's own address/);
+      }
+    }
+    // Another port on this machine (an on-premise CRM beside the gateway) is not the gateway.
+    await expect(checkWebhookTarget('http://127.0.0.1:8080/crm', true, false, self)).resolves.toBeUndefined();
+    await expect(checkWebhookTarget('http://gateway.example.com/other-port', true, false, self)).resolves.toBeUndefined();
+  });
+
+  it('allows private targets by default (on-premise CRMs); refusing them is a setting', () => {
+    expect(loadSettings({}, []).webhookPrivateTargets).toBe('allow');
+    expect(loadSettings({ GATEWAY_WEBHOOK_PRIVATE_TARGETS: 'deny' }, []).webhookPrivateTargets).toBe('deny');
+  });
 });
 
-describe('a gateway that denies private webhook targets (the default)', () => {
+describe('a gateway that denies private webhook targets (GATEWAY_WEBHOOK_PRIVATE_TARGETS=deny)', () => {
   let t: TestGateway;
   let tenant: Tenant;
   let receiver: Server;
@@ -62,21 +77,32 @@ describe('a gateway that denies private webhook targets (the default)', () => {
     await visitor.next((f) => f.type === 'welcome');
     visitor.send({ type: 'message', clientMessageId: 'c1', text: 'hi' });
     await visitor.next((f) => f.type === 'accepted');
-    const queue = t.gateway.queues.webhooks;
     // A name that does not resolve may be a passing DNS fault: the delivery waits for its retry.
-    await expect.poll(async () => (await queue.getJobCounts('delayed')).delayed, { timeout: 20_000 }).toBe(1);
-    const [retrying] = await queue.getDelayed();
-    expect(retrying!.failedReason).toContain('does not resolve');
+    const deliveries = async () => (await t.api('GET', `/api/v1/accounts/${tenant.accountId}/webhooks/${byName.body.id}/deliveries`, { key: tenant.apiKey })).body.items;
+    await expect.poll(async () => (await deliveries())[0]?.attempts ?? 0, { timeout: 20_000 }).toBeGreaterThanOrEqual(1);
+    const [retrying] = await deliveries();
+    expect(retrying).toMatchObject({ status: 'pending', lastError: expect.stringContaining('does not resolve') });
+    expect(retrying.nextAttemptAt).toEqual(expect.any(String));
     expect(hits).toBe(0);
     visitor.close();
   });
 
   it('fails a delivery to a private address for good (no retries), even for a subscription stored before', async () => {
     const port = (receiver.address() as AddressInfo).port;
-    const { record } = await t.gateway.services.webhooks.create(tenant.accountId, { url: `http://127.0.0.1:${port}/old`, events: ['*'], description: '' });
-    const deliver = createWebhookProcessor({ subscriptions: t.gateway.services.webhooks, log: createLogger('silent'), allowPrivateTargets: false });
-    const job = { data: { accountId: tenant.accountId, subscriptionId: record.id, eventId: 'evt_x', event: '{}' } } as unknown as Job;
-    await expect(deliver(job)).rejects.toBeInstanceOf(UnrecoverableError);
+    const { record } = await t.gateway.services.webhooks.create(tenant.accountId, {
+      url: `http://127.0.0.1:${port}/old`, events: ['message.received'], description: '', format: 'structured', inboxIds: null,
+      pii: { maskPhoneNumbers: false, maskEmailAddresses: false },
+    });
+    const visitor = await TestSocket.open(wsUrl(t.url, `/webchat/${tenant.inboxId}/ws`));
+    visitor.send({ type: 'hello' });
+    await visitor.next((f) => f.type === 'welcome');
+    visitor.send({ type: 'message', clientMessageId: 'c2', text: 'hi again' });
+    await visitor.next((f) => f.type === 'accepted');
+    const deliveries = async () => (await t.api('GET', `/api/v1/accounts/${tenant.accountId}/webhooks/${record.id}/deliveries`, { key: tenant.apiKey })).body.items;
+    await expect.poll(async () => (await deliveries())[0]?.status, { timeout: 20_000 }).toBe('failed');
+    const [failed] = await deliveries();
+    expect(failed).toMatchObject({ attempts: 1, failedReason: expect.stringContaining('private address') });
     expect(hits).toBe(0);
+    visitor.close();
   });
 });

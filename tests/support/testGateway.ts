@@ -37,7 +37,7 @@ export function redisUrl(): string {
 export async function startTestGateway(env: Record<string, string> = {}, role: 'web' | 'worker' | 'all' = 'all'): Promise<TestGateway> {
   const prefix = env.GATEWAY_REDIS_PREFIX ?? `t${randomBytes(4).toString('hex')}`;
   const adminKey = env.GATEWAY_ADMIN_KEY ?? `admin-${randomBytes(16).toString('hex')}`;
-  // Test CRM receivers listen on loopback, which production refuses by default.
+  // Test CRM receivers and fake providers listen on loopback (allowed by default; some tests set deny).
   const settings = loadSettings({
     PORT: '0', HOST: '127.0.0.1', GATEWAY_REDIS_PREFIX: prefix, GATEWAY_ADMIN_KEY: adminKey, LOG_LEVEL: 'silent',
     GATEWAY_WEBHOOK_PRIVATE_TARGETS: 'allow', ...env,

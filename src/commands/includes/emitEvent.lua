@@ -7,7 +7,8 @@ local function emitEvent(prefix, accountId, eventId, eventType, source, subject,
   local envelope = '{"specversion":"1.0","id":' .. cjson.encode(eventId) .. ',"source":' .. cjson.encode(source)
     .. ',"type":"' .. eventType .. '","time":"' .. time .. '","subject":' .. cjson.encode(subject)
     .. ',"datacontenttype":"application/json","data":' .. dataJson .. '}'
-  redis.call('XADD', prefix .. ':acc:' .. accountId .. ':events', 'MAXLEN', '~', 200000, '*', 'e', envelope)
+  -- The replay stream is trimmed by age (GATEWAY_EVENT_RETENTION_DAYS, src/events/eventRetention.ts), not by count.
+  redis.call('XADD', prefix .. ':acc:' .. accountId .. ':events', '*', 'e', envelope)
   local hooked = webhookCache[accountId]
   if hooked == nil then hooked = redis.call('SISMEMBER', prefix .. ':webhookaccounts', accountId) == 1; webhookCache[accountId] = hooked end
   if hooked then
