@@ -205,8 +205,9 @@ export async function createGateway(options: GatewayOptions) {
         payments: new PaymentRecorder(redis, keys, inboxes, settings.messageRetentionDays * 86400),
         inboundMedia: new WechatInboundMedia({
           redis, keys, queue: queues.inbound, inboxes, tokens: wechatTokens, store: mediaStore, log,
-          videoDownloads: new AttachmentDownloader({ allowPrivate: settings.webhookPrivateTargets === 'allow' }),
-          allowPrivate: settings.webhookPrivateTargets === 'allow',
+          // Fetched media flows back to the tenant: private addresses only when the operator allows them.
+          videoDownloads: new AttachmentDownloader({ allowPrivate: settings.providerPrivateTargets === 'allow' }),
+          allowPrivate: settings.providerPrivateTargets === 'allow',
         }),
       }),
       outbound: createOutboundProcessor({ redis, keys, log, conversations, inboxes, adapters }),

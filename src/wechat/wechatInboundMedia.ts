@@ -51,7 +51,7 @@ export class WechatInboundMedia {
     /** Downloads the video_url WeChat answers for video media (guarded like an agent's attachment URL). */
     videoDownloads: AttachmentSource;
     log: Logger;
-    /** Whether the inbox's apiBaseUrl may be a loopback or private address (GATEWAY_WEBHOOK_PRIVATE_TARGETS). */
+    /** Whether the inbox's apiBaseUrl may be a loopback or private address (GATEWAY_PROVIDER_PRIVATE_TARGETS). */
     allowPrivate: boolean;
     maxBytes?: number;
   }) {

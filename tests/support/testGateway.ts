@@ -40,7 +40,7 @@ export async function startTestGateway(env: Record<string, string> = {}, role: '
   // Test CRM receivers and fake providers listen on loopback (allowed by default; some tests set deny).
   const settings = loadSettings({
     PORT: '0', HOST: '127.0.0.1', GATEWAY_REDIS_PREFIX: prefix, GATEWAY_ADMIN_KEY: adminKey, LOG_LEVEL: 'silent',
-    GATEWAY_WEBHOOK_PRIVATE_TARGETS: 'allow', ...env,
+    GATEWAY_WEBHOOK_PRIVATE_TARGETS: 'allow', GATEWAY_PROVIDER_PRIVATE_TARGETS: 'allow', ...env,
   }, []);
   const gateway = await createGateway({ settings, redisUrl: env.REDIS_URL ?? redisUrl(), secretKey: env.GATEWAY_SECRET_KEY ?? 'test-secret-key-0123456789abcdef0123', log: createLogger(settings.logLevel), role });
   await gateway.start();

@@ -203,7 +203,7 @@ describe('inbound WeChat media with private targets denied', () => {
   beforeAll(async () => {
     fake = await startFakeWechat(new Map([['img-1', { bytes: randomBytes(100), contentType: 'image/jpeg' }]]));
     dataDir = mkdtempSync(join(tmpdir(), 'gateway-media-e2e-'));
-    t = await startTestGateway({ GATEWAY_DATA_DIR: dataDir, GATEWAY_WEBHOOK_PRIVATE_TARGETS: 'deny' });
+    t = await startTestGateway({ GATEWAY_DATA_DIR: dataDir, GATEWAY_PROVIDER_PRIVATE_TARGETS: 'deny' });
   });
   afterAll(async () => {
     await t?.stop();

@@ -78,7 +78,7 @@ describe('two gateway processes on one Redis', () => {
     fake = await startFakeWechat();
     deployment = newDeployment();
     // One send at a time per process (see the fake); loopback allowed for the fake WeChat API.
-    const env = { GATEWAY_WORKER_CONCURRENCY: '1', GATEWAY_WEBHOOK_PRIVATE_TARGETS: 'allow' };
+    const env = { GATEWAY_WORKER_CONCURRENCY: '1', GATEWAY_WEBHOOK_PRIVATE_TARGETS: 'allow', GATEWAY_PROVIDER_PRIVATE_TARGETS: 'allow' };
     processes = await Promise.all([startGatewayProcess(deployment, 'all', { env }), startGatewayProcess(deployment, 'all', { env })]);
     tenant = await createTenantOn(processes[0]!);
     const inbox = await processes[0]!.api('POST', `/api/v1/accounts/${tenant.accountId}/inboxes`, {
