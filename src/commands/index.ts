@@ -24,7 +24,11 @@ export type ScriptName =
   | 'updateMessageStatus'
   | 'purgeConversation'
   | 'updateContact'
-  | 'recordPayment';
+  | 'recordPayment'
+  | 'sendToContact'
+  | 'upsertContact'
+  | 'addConversationNote'
+  | 'tagConversation';
 
 interface LoadedScript { lua: string; numberOfKeys: number }
 

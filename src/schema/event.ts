@@ -17,6 +17,8 @@ export const eventTypes = [
   'agent.status_changed',
   'payment.succeeded',
   'payment.refunded',
+  'conversation.note_added',
+  'conversation.tags_changed',
 ] as const;
 
 export const eventTypeSchema = z.enum(eventTypes);
