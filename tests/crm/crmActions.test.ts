@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wechatSignature } from '../../adapters/wechat/wechatCrypto.ts';
 import { newVisitorId, streamEvents, visitorMessage, waitFor } from '../support/coreFixtures.ts';
 import { startFakeWechat } from '../support/fakeWechatApi.ts';
-import { createTenant, startTestGateway, type Tenant, type TestGateway } from '../support/testGateway.ts';
+import { runScript } from '../../src/commands/index.ts';
+import { createTenant, startTestGateway, TestSocket, wsUrl, type Tenant, type TestGateway } from '../support/testGateway.ts';
 
 const appId = 'wx5823bf96d3bd56c7';
 const appSecret = 'app-secret-of-the-crm-shop';
@@ -225,6 +226,17 @@ describe('CRM actions', () => {
     });
   });
 
+  it('publishes every CRM route in /openapi.json', async () => {
+    const paths = (await t.api('GET', '/openapi.json')).body.paths;
+    const base = '/api/v1/accounts/{accountId}';
+    expect(Object.keys(paths[`${base}/inboxes/{inboxId}/messages`])).toEqual(['post']);
+    expect(Object.keys(paths[`${base}/contacts/by-external-id/{externalId}`]).sort()).toEqual(['get', 'put']);
+    expect(Object.keys(paths[`${base}/contacts/lookup`])).toEqual(['get']);
+    expect(Object.keys(paths[`${base}/conversations/{conversationId}/notes`]).sort()).toEqual(['get', 'post']);
+    expect(paths[`${base}/conversations/{conversationId}/tags`].post.requestBody).toBeTruthy();
+    expect(paths[`${base}/contacts/lookup`].get.parameters.map((p: any) => p.name)).toEqual(['accountId', 'inboxId', 'channelId', 'channel']);
+  });
+
   describe('notes and tags on a conversation', () => {
     let conversationId: string;
     let visitorId: string;
@@ -238,12 +250,17 @@ describe('CRM actions', () => {
     });
 
     it('adds a note the agents see and the customer never does, once per Idempotency-Key', async () => {
+      const agentSocket = await TestSocket.open(wsUrl(t.url, '/api/v1/agent/ws'), { headers: { authorization: `Bearer ${tenant.agentToken}` } });
+      await agentSocket.next((f) => f.type === 'hello');
       const headers = { 'idempotency-key': 'crm-note-1' };
       const first = await api('POST', `/conversations/${conversationId}/notes`, { body: { text: 'Customer since 2019, VIP', authorName: 'CRM sync' }, headers });
       const again = await api('POST', `/conversations/${conversationId}/notes`, { body: { text: 'Customer since 2019, VIP', authorName: 'CRM sync' }, headers });
       expect([first.status, again.status]).toEqual([201, 201]);
       expect(again.body).toEqual(first.body);
       expect(first.body).toMatchObject({ conversationId, text: 'Customer since 2019, VIP', author: { kind: 'api', name: 'CRM sync' } });
+      const pushed = await agentSocket.next((f) => f.type === 'event' && f.event.type === 'conversation.note_added');
+      expect(pushed.event.data.note).toEqual(first.body);
+      agentSocket.close();
       const byAgent = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/conversations/${conversationId}/notes`, { key: tenant.agentToken, body: { text: 'Offered a voucher' } });
       expect(byAgent.body.author).toMatchObject({ kind: 'agent', agentId: tenant.agentId, name: 'Ann' });
 
@@ -278,6 +295,20 @@ describe('CRM actions', () => {
       }
       expect((await tags({ add: Array.from({ length: 49 }, (_, i) => `t${i}`) })).status).toBe(400);
       expect((await api('GET', `/conversations/${conversationId}`)).body.tags).toEqual(['escalated', 'vip']);
+    });
+
+    it('forgets the notes with the conversation when retention purges it', async () => {
+      const visitor = newVisitorId();
+      await t.gateway.acceptor.accept(visitorMessage(tenant, visitor, `${visitor}/1`));
+      const contact = await waitFor(() => api('GET', `/contacts/lookup?inboxId=${tenant.inboxId}&channelId=${visitor}`), (r) => r.status === 200, 'the visitor');
+      const conversation = await waitFor(async () => ((await api('GET', `/conversations?inboxId=${tenant.inboxId}&limit=200`)).body.items as any[])
+        .find((c) => c.contactId === contact.body.id), (c) => !!c, 'the conversation');
+      expect((await api('POST', `/conversations/${conversation.id}/notes`, { body: { text: 'to be forgotten' } })).status).toBe(201);
+      expect((await api('POST', `/conversations/${conversation.id}/resolve`)).status).toBe(200);
+      const { redis, keys } = t.gateway;
+      expect(await redis.exists(keys.conversationNotes(conversation.id))).toBe(1);
+      await runScript(redis, 'purgeConversation', [keys.resolvedConversations], [keys.prefix, conversation.id, Date.now() + 1000]);
+      expect(await redis.exists(keys.conversationNotes(conversation.id), keys.conversation(conversation.id))).toBe(0);
     });
 
     it('answers 404 for an unknown conversation or another account, 400 for a malformed note', async () => {
