@@ -18,6 +18,7 @@
 ]]
 --- @include "emitEvent"
 --- @include "contact"
+--- @include "conversation"
 --- @include "sequence"
 
 local prefix, nowIso, accountId, inboxId, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -34,16 +35,7 @@ if convId and redis.call('HGET', prefix .. ':conv:' .. convId, 'status') ~= 'ope
 if not convId then
   convId = ARGV[8]
   convCreated = 1
-  redis.call('SET', KEYS[3], convId)
-  redis.call('SET', KEYS[4], convId)
-  local convKey = prefix .. ':conv:' .. convId
-  redis.call('HSET', convKey, 'id', convId, 'accountId', accountId, 'inboxId', inboxId, 'contactId', contactId,
-    'channel', channel, 'channelId', ARGV[6], 'status', 'open', 'assigneeId', '', 'createdAt', nowIso,
-    'updatedAt', nowIso, 'visitorHint', ARGV[13], 'openKey', KEYS[3], 'lastKey', KEYS[4], 'sequenceKey', ARGV[12],
-    'startedBy', 'api')
-  redis.call('ZADD', prefix .. ':acc:' .. accountId .. ':conversations', 0, convId)
-  emitEvent(prefix, accountId, 'evt_' .. convId .. '_c', 'conversation.created',
-    conversationSource(accountId, inboxId), convId, nowIso, conversationJson(convKey, '"startedBy":"api"'), '', ARGV[13])
+  openNewConversation(prefix, KEYS[3], KEYS[4], convId, accountId, inboxId, contactId, channel, ARGV[6], ARGV[13], ARGV[12], nowIso, 'api')
 end
 
 local convKey = prefix .. ':conv:' .. convId

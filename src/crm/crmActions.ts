@@ -5,13 +5,13 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { runScript } from '../commands/index.ts';
+import { queueStoredMessage } from '../conversations/conversationActions.ts';
 import type { Contact, ConversationStore } from '../conversations/conversationStore.ts';
 import { hashSecret } from '../crypto/tokens.ts';
-import { badRequest, conflict, HttpError, notFound } from '../http/errors.ts';
+import { badRequest, conflict, notFound } from '../http/errors.ts';
 import { keyDigest, newId } from '../ids.ts';
 import type { InboxDirectory, InboxRecord } from '../inboxes/inboxDirectory.ts';
 import { inboxTypes } from '../inboxes/inboxTypes.ts';
-import { jobOptions, type OutboundJob } from '../queues.ts';
 import type { Keyspace } from '../redis/keys.ts';
 import type { Channel, MessageContent, NormalizedMessage } from '../schema/message.ts';
 import { canonicalChannelId } from './channelIdentity.ts';
@@ -107,12 +107,7 @@ export class CrmActions {
       inbox.type === 'webchat' ? `${inboxId}/${channelId}` : '', name, expectedContactId,
     ])) as string[];
     if (r[0] === 'mismatch') throw conflict('the contact changed while the message was prepared; try again');
-    const storedId = r[1]!;
-    // Queued again on a repeated request too: a crash between the store and the queue is mended by the retry (the job id dedups).
-    const job: OutboundJob = { accountId, messageId: storedId };
-    await this.outboundQueue.add('send', job, { ...jobOptions.outbound, jobId: `out-${storedId}` });
-    const message = await this.store.message(storedId);
-    if (!message) throw new HttpError(500, 'internal', 'stored message not found');
+    const message = await queueStoredMessage(this.outboundQueue, this.store, accountId, r[1]!);
     return { message, conversationCreated: Number(r[4]) === 1, contactCreated: Number(r[5]) === 1 };
   }
 
