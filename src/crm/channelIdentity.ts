@@ -9,8 +9,9 @@ export function canonicalChannelId(channel: Channel, raw: string): string {
   const value = raw.trim();
   switch (channel) {
     case 'sms': {
-      const phone = parsePhoneNumberFromString(value);
-      if (!phone?.isValid()) throw badRequest('channelId: an SMS contact is a phone number in E.164 form (+8613800138000)');
+      // Possible, not valid: the same test the SMS inbound applies, so a number that wrote in can be written to.
+      const phone = /^(\+|00)[\d\s().-]{2,30}$/.test(value) ? parsePhoneNumberFromString(value.replace(/^00/, '+')) : undefined;
+      if (!phone?.isPossible()) throw badRequest('channelId: an SMS contact is a phone number in E.164 form (+8613800138000)');
       return phone.number;
     }
     case 'email':
