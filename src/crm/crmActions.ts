@@ -95,7 +95,7 @@ export class CrmActions {
     const now = new Date().toISOString();
     const body = JSON.stringify({
       id: messageId, accountId, inboxId, channel, direction: 'outbound',
-      from: { channelId: inboxId }, to: { channelId }, sentAt: now, receivedAt: now, content: input.content, sentBy: 'api',
+      from: { channelId: inboxId }, to: { channelId }, sentAt: now, receivedAt: now, content: input.content,
     });
     const idemKey = this.keys.idempotency(accountId, input.idempotencyKey ? hashSecret(`send\n${inboxId}\n${input.idempotencyKey}`) : 'none');
     const r = (await runScript(this.redis, 'sendToContact', [
