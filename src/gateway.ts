@@ -14,6 +14,7 @@ import { registerAgentConsoleRoute } from './agents/agentConsoleRoute.ts';
 import { registerAccountRoutes } from './api/accountRoutes.ts';
 import { registerAgentRoutes } from './api/agentRoutes.ts';
 import { registerConversationRoutes } from './api/conversationRoutes.ts';
+import { registerCrmRoutes } from './api/crmRoutes.ts';
 import { registerInboxRoutes } from './api/inboxRoutes.ts';
 import { registerRoutingRoutes } from './api/routingRoutes.ts';
 import { registerOperationsRoutes, workerHeartbeatMs } from './api/operationsRoutes.ts';
@@ -146,6 +147,7 @@ export async function createGateway(options: GatewayOptions) {
     registerAccountRoutes(registry, services);
     registerInboxRoutes(registry, services);
     registerAgentRoutes(registry, services);
+    registerCrmRoutes(registry, services);
     registerConversationRoutes(registry, services);
     registerRoutingRoutes(registry, services);
     registerWebhookRoutes(registry, services, { lanes: deliveryLanes, allowPrivateTargets: settings.webhookPrivateTargets === 'allow', self: gatewayAddress });

@@ -7,12 +7,12 @@
   ARGV[1] prefix   ARGV[2] now (ISO)   ARGV[3] message id   ARGV[4] message body JSON
   ARGV[5] idempotency ttl seconds ('0' = no key)
 
-  The message also enters the outbox (prefix:outbox, scored by Redis time in ms) until its status
-  leaves queued, so a crash between this script and the outbound job's add is mended by the sweeper.
+  The message also enters the outbox until its status leaves queued (includes/outbox.lua).
 
   Returns {'created', messageId, seq} | {'existing', messageId} | {'closed'} | {'missing'}
 ]]
 --- @include "sequence"
+--- @include "outbox"
 
 local prefix, nowIso, messageId = ARGV[1], ARGV[2], ARGV[3]
 if ARGV[5] ~= '0' then
@@ -26,8 +26,7 @@ local seq = nextSequence(f[4])
 redis.call('HSET', KEYS[3], 'body', ARGV[4], 'accountId', f[5], 'conversationId', f[2], 'contactId', f[3], 'seq', seq,
   'status', 'queued', 'statusAt', nowIso)
 redis.call('ZADD', prefix .. ':conv:' .. f[2] .. ':msgs', seq, messageId)
-local t = redis.call('TIME')
-redis.call('ZADD', prefix .. ':outbox', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), messageId)
+addToOutbox(prefix, messageId)
 redis.call('HSET', KEYS[1], 'lastMessageAt', nowIso, 'updatedAt', nowIso)
 if ARGV[5] ~= '0' then redis.call('SET', KEYS[2], messageId, 'EX', tonumber(ARGV[5])) end
 return {'created', messageId, seq}

@@ -32,7 +32,11 @@ export type ScriptName =
   | 'settleDelivery'
   | 'redeliverDelivery'
   | 'holdLease'
-  | 'releaseLease';
+  | 'releaseLease'
+  | 'sendToContact'
+  | 'upsertContact'
+  | 'addConversationNote'
+  | 'tagConversation';
 
 interface LoadedScript { lua: string; numberOfKeys: number }
 

@@ -28,6 +28,7 @@
 --- @include "emitEvent"
 --- @include "messageJson"
 --- @include "contact"
+--- @include "conversation"
 --- @include "sequence"
 
 local prefix, accountId, inboxId, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -92,15 +93,7 @@ end
 if not convId then
   convId = ARGV[9]
   convCreated = 1
-  redis.call('SET', openKey, convId)
-  redis.call('SET', KEYS[4], convId)
-  local convKey = prefix .. ':conv:' .. convId
-  redis.call('HSET', convKey, 'id', convId, 'accountId', accountId, 'inboxId', inboxId, 'contactId', contactId,
-    'channel', channel, 'channelId', ARGV[5], 'status', 'open', 'assigneeId', '', 'createdAt', nowIso,
-    'updatedAt', nowIso, 'visitorHint', ARGV[13], 'openKey', openKey, 'lastKey', KEYS[4], 'sequenceKey', ARGV[14])
-  redis.call('ZADD', prefix .. ':acc:' .. accountId .. ':conversations', 0, convId)
-  emitEvent(prefix, accountId, 'evt_' .. convId .. '_c', 'conversation.created',
-    conversationSource(accountId, inboxId), convId, nowIso, conversationJson(convKey), '', ARGV[13])
+  openNewConversation(prefix, openKey, KEYS[4], convId, accountId, inboxId, contactId, channel, ARGV[5], ARGV[13], ARGV[14], nowIso, '')
 end
 
 local convKey = prefix .. ':conv:' .. convId

@@ -1,6 +1,6 @@
 --[[
   purgeConversation: forgets a conversation resolved longer ago than the retention: its messages,
-  its message index and the conversation itself (the CRM, not the gateway, keeps years of history).
+  its message index, its notes and the conversation itself (the CRM, not the gateway, keeps years of history).
   The contact stays. A conversation reopened since, or already purged, is left alone.
 
   KEYS[1] the retention index (zset of resolved conversation ids, scored by resolution time, ms)
@@ -21,7 +21,7 @@ for i = 1, #ids do
   redis.call('DEL', prefix .. ':msg:' .. ids[i])
   redis.call('ZREM', prefix .. ':outbox', ids[i])
 end
-redis.call('DEL', msgsKey, convKey, convKey .. ':declined')
+redis.call('DEL', msgsKey, convKey, convKey .. ':declined', convKey .. ':notes')
 redis.call('ZREM', prefix .. ':acc:' .. f[2] .. ':conversations', convId)
 if f[3] and redis.call('GET', f[3]) == convId then redis.call('DEL', f[3]) end
 return #ids

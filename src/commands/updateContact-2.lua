@@ -37,10 +37,11 @@ if ARGV[9] ~= '' then redis.call('HSET', contactKey, 'attributes', ARGV[9]) end
 if ARGV[10] ~= '' then redis.call('HSET', contactKey, 'name', ARGV[10]) end
 redis.call('HSET', contactKey, 'updatedAt', nowIso)
 local n = redis.call('HINCRBY', contactKey, 'updates', 1)
-local f = redis.call('HMGET', contactKey, 'id', 'accountId', 'channel', 'channelId', 'name', 'inboxId', 'attributes', 'createdAt')
+local f = redis.call('HMGET', contactKey, 'id', 'accountId', 'channel', 'channelId', 'name', 'inboxId', 'attributes', 'createdAt', 'externalId')
 local data = '{"id":' .. cjson.encode(f[1]) .. ',"accountId":' .. cjson.encode(f[2]) .. ',"channel":' .. cjson.encode(f[3])
   .. ',"channelId":' .. cjson.encode(f[4]) .. ',"name":' .. cjson.encode(f[5] or '') .. ',"attributes":' .. (f[7] or '{}')
   .. ',"createdAt":' .. cjson.encode(f[8]) .. ',"updatedAt":' .. cjson.encode(nowIso)
+if f[9] then data = data .. ',"externalId":' .. cjson.encode(f[9]) end
 if fromChannel then data = data .. ',"channelEvent":' .. cjson.encode(ARGV[11]) end
 data = data .. '}'
 emitEvent(prefix, accountId, 'evt_' .. contactId .. '_u' .. n, 'contact.updated', '/accounts/' .. accountId, contactId, nowIso, data, '', '')

@@ -15,6 +15,18 @@ import type { ConversationInternals, ConversationStore } from './conversationSto
 
 const idempotencyTtlSeconds = 24 * 3600;
 
+/** Queues a stored outbound message for its channel and returns it. Queued again on a repeated request too:
+ * a crash between the store and the queue is mended by the retry (the job id dedups). */
+export async function queueStoredMessage(outboundQueue: Queue, store: ConversationStore, accountId: string, messageId: string): Promise<NormalizedMessage> {
+  // Queued again on a repeated request too; a crash between the store and the queue is mended by the
+  // retry or, without one, by the outbox sweeper.
+  const job: OutboundJob = { accountId, messageId };
+  await outboundQueue.add('send', job, { ...jobOptions.outbound, jobId: outboundJobId(messageId) });
+  const message = await store.message(messageId);
+  if (!message) throw new HttpError(500, 'internal', 'stored message not found');
+  return message;
+}
+
 export class ConversationActions {
   constructor(
     private readonly redis: Redis,
@@ -48,14 +60,7 @@ export class ConversationActions {
     ])) as string[];
     if (r[0] === 'missing') throw notFound('conversation');
     if (r[0] === 'closed') throw conflict('the conversation is resolved: reopen it to reply');
-    const storedId = r[1]!;
-    // Queued again on a repeated request too; a crash between the store and the queue is mended by the
-    // retry or, without one, by the outbox sweeper.
-    const job: OutboundJob = { accountId, messageId: storedId };
-    await this.outboundQueue.add('send', job, { ...jobOptions.outbound, jobId: outboundJobId(storedId) });
-    const message = await this.store.message(storedId);
-    if (!message) throw new HttpError(500, 'internal', 'stored message not found');
-    return message;
+    return queueStoredMessage(this.outboundQueue, this.store, accountId, r[1]!);
   }
 
   async resolve(accountId: string, conversationId: string, resolvedBy = ''): Promise<ConversationInternals> {

@@ -20,6 +20,7 @@ export const conversationSchema = z.object({
   updatedAt: z.string(),
   lastMessageAt: z.string().nullable(),
   resolvedAt: z.string().nullable(),
+  tags: z.array(z.string()).describe("the conversation's own tags (apart from the contact's)"),
 });
 export type Conversation = z.infer<typeof conversationSchema>;
 
@@ -31,6 +32,7 @@ export const contactSchema = z.object({
   name: z.string(),
   inboxId: z.string(),
   attributes: z.record(z.string(), z.unknown()),
+  externalId: z.string().nullable().describe("the CRM's own id for the contact (unique per account)"),
   createdAt: z.string(),
   updatedAt: z.string(),
 });
@@ -65,7 +67,7 @@ function conversationFromHash(fields: Record<string, string>): ConversationInter
     channel: fields.channel!, status: fields.status as 'open' | 'resolved', assigneeId: fields.assigneeId || null,
     teamId: fields.teamId && fields.teamId !== 'default' ? fields.teamId : null, priority: Number(fields.priority ?? 0),
     waitingSince: fields.waitingSince ?? null, createdAt: fields.createdAt!, updatedAt: fields.updatedAt!,
-    lastMessageAt: fields.lastMessageAt ?? null, resolvedAt: fields.resolvedAt ?? null,
+    lastMessageAt: fields.lastMessageAt ?? null, resolvedAt: fields.resolvedAt ?? null, tags: fields.tags ? JSON.parse(fields.tags) as string[] : [],
     channelId: fields.channelId!, visitorHint: fields.visitorHint ?? '', openKey: fields.openKey!, lastKey: fields.lastKey!, sequenceKey: fields.sequenceKey!,
   };
 }
@@ -159,6 +161,6 @@ export class ConversationStore {
 function contactFromHash(f: Record<string, string>): Contact {
   return {
     id: f.id!, accountId: f.accountId!, channel: f.channel!, channelId: f.channelId!, name: f.name ?? '',
-    inboxId: f.inboxId!, attributes: f.attributes ? JSON.parse(f.attributes) : {}, createdAt: f.createdAt!, updatedAt: f.updatedAt!,
+    inboxId: f.inboxId!, attributes: f.attributes ? JSON.parse(f.attributes) : {}, externalId: f.externalId ?? null, createdAt: f.createdAt!, updatedAt: f.updatedAt!,
   };
 }

@@ -13,8 +13,11 @@ export function keyspace(prefix: string) {
     platformKeyHash: k('platformkey'),
     contact: (id: string) => k('contact', id),
     contactIdentity: (accountId: string, channel: string, identityHash: string) => k('contactid', accountId, channel, identityHash),
+    /** A CRM's own id for a contact (unique per account) -> contact id. */
+    contactExternalId: (accountId: string, externalIdHash: string) => k('contactext', accountId, externalIdHash),
     conversation: (id: string) => k('conv', id),
     conversationMessages: (id: string) => k('conv', id, 'msgs'),
+    conversationNotes: (id: string) => k('conv', id, 'notes'),
     openConversation: (inboxId: string, identityHash: string) => k('openconv', inboxId, identityHash),
     lastConversation: (inboxId: string, identityHash: string) => k('lastconv', inboxId, identityHash),
     sequence: (inboxId: string, identityHash: string) => k('seq', inboxId, identityHash),

@@ -19,6 +19,8 @@ export const eventTypes = [
   'payment.refunded',
   'webhook.paused',
   'webhook.disabled',
+  'conversation.note_added',
+  'conversation.tags_changed',
 ] as const;
 
 export const eventTypeSchema = z.enum(eventTypes);

@@ -41,6 +41,11 @@ const validBodies: Record<string, (target: PopulatedTenant) => unknown> = {
   'POST /api/v1/accounts/:accountId/webhooks': () => ({ url: 'https://evil.example/hook', events: ['*'] }),
   'PATCH /api/v1/accounts/:accountId/webhooks/:webhookId': () => ({ url: 'https://evil.example/hook', enabled: true }),
   'POST /api/v1/accounts/:accountId/webhooks/:webhookId/rotate-secret': () => ({ overlapSeconds: 60 }),
+  'POST /api/v1/accounts/:accountId/inboxes/:inboxId/messages': (target) => ({ to: { contactId: target.ids.contactId }, text: 'Injected CRM message' }),
+  // No channel identity: an external id the account does not know is a 404, never a new contact.
+  'PUT /api/v1/accounts/:accountId/contacts/by-external-id/:externalId': () => ({ name: 'Renamed', attributes: { vip: true } }),
+  'POST /api/v1/accounts/:accountId/conversations/:conversationId/notes': () => ({ text: 'Injected note' }),
+  'POST /api/v1/accounts/:accountId/conversations/:conversationId/tags': () => ({ add: ['injected'], remove: ['vip'] }),
 };
 
 function fillPath(path: string, ids: Record<string, string>): string {
@@ -85,6 +90,13 @@ async function populate(t: TestGateway): Promise<PopulatedTenant> {
   }
   if (!conversation?.assigneeId) throw new Error('the visitor message did not become an assigned conversation');
   visitor.close();
+  // The CRM's own id for the contact, a note and a tag: what the CRM routes act on.
+  const externalId = `crm-${conversation.contactId}`;
+  const contact = await t.api('GET', `${base}/contacts/${conversation.contactId}`, { key: apiKey });
+  const linked = await t.api('PUT', `${base}/contacts/by-external-id/${externalId}`, { key: apiKey, body: { inboxId: tenant.inboxId, channelId: contact.body.channelId } });
+  if (linked.status !== 200) throw new Error(`external id: ${linked.status} ${JSON.stringify(linked.body)}`);
+  await t.api('POST', `${base}/conversations/${conversation.id}/notes`, { key: apiKey, body: { text: 'VIP' } });
+  await t.api('POST', `${base}/conversations/${conversation.id}/tags`, { key: apiKey, body: { add: ['vip'] } });
 
   return {
     apiKey, agentToken: tenant.agentToken,
@@ -92,7 +104,7 @@ async function populate(t: TestGateway): Promise<PopulatedTenant> {
       accountId, inboxId: tenant.inboxId, agentId: tenant.agentId, keyId: secondKey.apiKey.id, teamId: team.id, queueId: team.id,
       webhookId: webhook.id, conversationId: conversation.id, contactId: conversation.contactId,
       deliveryId: `evt_${conversation.id}_c`,
-      mediaKey: mediaKeyFor(accountId, 'walk-medium'),
+      mediaKey: mediaKeyFor(accountId, 'walk-medium'), externalId,
     },
   };
 }

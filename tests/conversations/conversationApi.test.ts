@@ -56,7 +56,7 @@ describe('conversation API: lists, filters, pagination and history', () => {
     expect(new Set(ids(all)).size).toBe(9);
     expect(ids(all)).toEqual([...ids(all)].sort());
     for (const c of all) expect(Object.keys(c).sort()).toEqual([
-      'accountId', 'assigneeId', 'channel', 'contactId', 'createdAt', 'id', 'inboxId', 'lastMessageAt', 'priority', 'resolvedAt', 'status', 'teamId', 'updatedAt', 'waitingSince',
+      'accountId', 'assigneeId', 'channel', 'contactId', 'createdAt', 'id', 'inboxId', 'lastMessageAt', 'priority', 'resolvedAt', 'status', 'tags', 'teamId', 'updatedAt', 'waitingSince',
     ]);
   });
 

@@ -2,57 +2,15 @@
 // message reaches the agent, the agent's reply arrives at custom/send with a valid token, a token
 // that expires mid-conversation is refreshed once, and a 45015 reaches the agent as a failed message.
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wechatSignature } from '../../adapters/wechat/wechatCrypto.ts';
 import { streamEvents, waitFor } from '../support/coreFixtures.ts';
+import { startFakeWechat } from '../support/fakeWechatApi.ts';
 import { createTenant, startTestGateway, type Tenant, type TestGateway } from '../support/testGateway.ts';
 
 const appId = 'wx5823bf96d3bd56c7';
 const appSecret = 'app-secret-of-the-shop';
 const serverToken = 'wechat-server-token';
-
-interface CustomSend { accessToken: string; body: any }
-
-/** Just enough of api.weixin.qq.com: tokens it issued are valid until expired by the test. */
-async function startFakeWechat() {
-  const tokenRequests: URLSearchParams[] = [];
-  const sends: CustomSend[] = [];
-  const valid = new Set<string>();
-  let sendAnswer: () => object = () => ({ errcode: 0, errmsg: 'ok' });
-  const server: Server = createServer(async (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    let raw = '';
-    for await (const chunk of req) raw += chunk;
-    const json = (answer: object) => { res.setHeader('content-type', 'application/json'); res.end(JSON.stringify(answer)); };
-    if (req.method === 'GET' && url.pathname === '/cgi-bin/token') {
-      tokenRequests.push(url.searchParams);
-      if (url.searchParams.get('appid') !== appId || url.searchParams.get('secret') !== appSecret) return json({ errcode: 40125, errmsg: 'invalid appsecret' });
-      const token = `ACCESS_${randomBytes(8).toString('hex')}`;
-      valid.add(token);
-      return json({ access_token: token, expires_in: 7200 });
-    }
-    if (req.method === 'POST' && url.pathname === '/cgi-bin/message/custom/send') {
-      const accessToken = url.searchParams.get('access_token') ?? '';
-      if (!valid.has(accessToken)) return json({ errcode: 42001, errmsg: 'access_token expired' });
-      const answer = sendAnswer();
-      if ((answer as { errcode: number }).errcode === 0) sends.push({ accessToken, body: JSON.parse(raw) });
-      return json(answer);
-    }
-    res.statusCode = 404;
-    res.end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    tokenRequests, sends, valid,
-    /** Every issued token lapses, as after two hours (WeChat says 42001). */
-    expireTokens() { valid.clear(); },
-    answerSendsWith(next: () => object) { sendAnswer = next; },
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
-  };
-}
 
 describe('WeChat replies through the customer-service API, end to end', () => {
   let fake: Awaited<ReturnType<typeof startFakeWechat>>;
@@ -63,7 +21,7 @@ describe('WeChat replies through the customer-service API, end to end', () => {
   let conversationId: string;
 
   beforeAll(async () => {
-    fake = await startFakeWechat();
+    fake = await startFakeWechat(appId, appSecret);
     t = await startTestGateway();
     tenant = await createTenant(t);
     const inbox = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/inboxes`, {
