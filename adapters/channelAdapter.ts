@@ -9,6 +9,8 @@ export interface SendRequest {
   /** The contact's id on the channel (OpenID, phone number, address, visitor id). */
   to: string;
   message: NormalizedMessage;
+  /** The conversation's earlier messages, oldest first: given to adapters that thread replies (`threadsReplies`). */
+  earlier?: NormalizedMessage[];
 }
 
 export interface SendResult {
@@ -26,5 +28,7 @@ export class PermanentSendError extends Error {
 
 export interface ChannelAdapter {
   readonly type: string;
+  /** Set by adapters whose replies thread under earlier messages (email): they get SendRequest.earlier. */
+  readonly threadsReplies?: boolean;
   send(request: SendRequest): Promise<SendResult>;
 }

@@ -24,7 +24,10 @@ export type ScriptName =
   | 'updateMessageStatus'
   | 'purgeConversation'
   | 'updateContact'
-  | 'recordPayment';
+  | 'recordPayment'
+  | 'holdLease'
+  | 'releaseLease'
+  | 'advanceImapCursor';
 
 interface LoadedScript { lua: string; numberOfKeys: number }
 
