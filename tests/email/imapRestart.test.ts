@@ -54,7 +54,7 @@ describe('IMAP watcher restarts and UIDVALIDITY changes', () => {
   /** Per stored conversation of the inbox, how many messages it holds. */
   async function storedCounts(): Promise<number[]> {
     const { redis, keys } = t.gateway.services;
-    const ids = await redis.zrange(keys.accountIndex(tenant.accountId, 'conversations'), 0, -1);
+    const ids = await redis.zrange(keys.accountIndex(tenant.accountId, 'conversations'), '0', '-1');
     const counts: number[] = [];
     for (const id of ids) {
       if (await redis.hget(keys.conversation(id), 'inboxId') !== inbox.id) continue;
