@@ -57,6 +57,7 @@ import { VisitorChannel } from './webchat/visitorChannel.ts';
 import { AttachmentDownloader } from './wechat/attachmentDownloader.ts';
 import { WechatAccessTokens } from './wechat/wechatAccessTokens.ts';
 import { WechatChannel } from './wechat/wechatChannel.ts';
+import { EmailWebhookChannel } from './emailWebhooks/emailWebhookChannel.ts';
 import { WechatInboundMedia } from './wechat/wechatInboundMedia.ts';
 import { PaymentRecorder } from './wechatpay/paymentRecorder.ts';
 import { PlatformCertificates } from './wechatpay/platformCertificates.ts';
@@ -148,6 +149,7 @@ export async function createGateway(options: GatewayOptions) {
     visitorChannel.registerRoutes(registry);
     new WechatChannel({ inboxes, acceptor, log }).registerRoutes(registry);
     new WechatpayChannel({ inboxes, acceptor, log, certificates: new PlatformCertificates(redis, keys, log) }).registerRoutes(registry);
+    new EmailWebhookChannel({ acceptor, media: mediaStore, redis, keys, inboxes, log }).registerRoutes(registry);
     registerUnbuiltProviderRoutes(registry, services);
     registerDemoRoutes(registry, services, publicUrl);
     registerAgentConsoleRoute(registry);

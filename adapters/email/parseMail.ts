@@ -69,6 +69,8 @@ export interface ParsedMail {
   /** Loop-relevant headers, lower-case name -> unfolded raw value (first occurrence). */
   headers: Record<string, string>;
   loop: LoopFlags;
+  /** Mails forwarded as attachments (message/rfc822), read one level deep; each is also in attachments. */
+  forwarded?: ForwardedMail[];
   /** Set when this is a delivery status notification (bounce). */
   deliveryReport?: DeliveryReport;
   /** Set when the mail was over maxBytes: headers kept, text cut, attachments dropped. */
@@ -79,11 +81,23 @@ export interface ParsedMail {
   size: number;
 }
 
+export interface ForwardedMail {
+  /** Index of its message/rfc822 part in attachments. */
+  attachmentIndex: number;
+  messageId?: string;
+  from?: MailAddress;
+  subject: string;
+  date?: Date;
+  text: string;
+}
+
 export interface ParseMailOptions {
   /** Above this the mail is kept truncated (headers, the start of the text, a note). Default 25 MiB. */
   maxBytes?: number;
   /** Maps a `cid:` content id to a URL for the sanitized HTML (e.g. the stored attachment); default keeps `cid:`. */
   resolveCid?: (contentId: string) => string | undefined;
+  /** Set when reading a forwarded mail: its own forwards are not read (no recursion). */
+  nested?: boolean;
 }
 
 export type MailParseErrorReason = 'empty' | 'not_a_mail' | 'unparseable';
@@ -133,14 +147,7 @@ export async function parseMail(raw: Buffer | string, options: ParseMailOptions 
   // mailparser's own HTML-to-text is skipped (it fails the whole parse on long HTML); this one is linear.
   let text = mail.text?.trim() ? mail.text : typeof mail.html === 'string' ? htmlToPlainText(mail.html) : '';
   let truncated: MailTruncation | undefined;
-  if (over) {
-    if (text.length > truncatedTextChars) text = text.slice(0, truncatedTextChars);
-    const droppedAttachments = (mail.attachments ?? []).map((a) => ({ filename: filenameOf(a), contentType: a.contentType }));
-    const note = `[This mail is ${bytes.length} bytes, over the limit of ${maxBytes} bytes: only its headers and the start of its text are kept`
-      + `${droppedAttachments.length ? `; attachments left out: ${droppedAttachments.map((a) => a.filename).join(', ')}` : ''}.]`;
-    text = `${text}${text && !text.endsWith('\n') ? '\n' : ''}\n${note}`;
-    truncated = { originalBytes: bytes.length, maxBytes, droppedAttachments, note };
-  }
+  if (over) ({ text, truncated } = truncateText(text, bytes.length, maxBytes, (mail.attachments ?? []).map((a) => ({ filename: filenameOf(a), contentType: a.contentType }))));
 
   const html = typeof mail.html === 'string' && mail.html ? sanitizeMailHtml(mail.html, { resolveCid: options.resolveCid }) : undefined;
   const date = dateOf(mail, warnings);
@@ -162,11 +169,34 @@ export async function parseMail(raw: Buffer | string, options: ParseMailOptions 
     attachments,
     headers,
     loop: loopFlagsOf(headers, from),
+    ...(over || options.nested ? {} : await forwardedField(attachments)),
     ...(over ? {} : deliveryReportField(kept, attachments)),
     ...(truncated ? { truncated } : {}),
     warnings,
     size: bytes.length,
   };
+}
+
+async function forwardedField(attachments: MailAttachment[]): Promise<{ forwarded?: ForwardedMail[] }> {
+  const forwarded: ForwardedMail[] = [];
+  for (const [attachmentIndex, a] of attachments.entries()) {
+    if (a.contentType !== 'message/rfc822' || forwarded.length >= 10) continue;
+    const inner = await parseMail(a.content, { nested: true }).catch(() => undefined);
+    if (!inner) continue;
+    forwarded.push({
+      attachmentIndex, subject: inner.subject, text: inner.text,
+      ...(inner.messageId ? { messageId: inner.messageId } : {}), ...(inner.from ? { from: inner.from } : {}), ...(inner.date ? { date: inner.date } : {}),
+    });
+  }
+  return forwarded.length ? { forwarded } : {};
+}
+
+/** The text of a mail over the limit: its start, and a note saying what was left out. */
+export function truncateText(text: string, originalBytes: number, maxBytes: number, droppedAttachments: MailTruncation['droppedAttachments']): { text: string; truncated: MailTruncation } {
+  const start = text.length > truncatedTextChars ? text.slice(0, truncatedTextChars) : text;
+  const note = `[This mail is ${originalBytes} bytes, over the limit of ${maxBytes} bytes: only its headers and the start of its text are kept`
+    + `${droppedAttachments.length ? `; attachments left out: ${droppedAttachments.map((a) => a.filename).join(', ')}` : ''}.]`;
+  return { text: `${start}${start && !start.endsWith('\n') ? '\n' : ''}\n${note}`, truncated: { originalBytes, maxBytes, droppedAttachments, note } };
 }
 
 function deliveryReportField(raw: Buffer, attachments: MailAttachment[]): { deliveryReport?: DeliveryReport } {

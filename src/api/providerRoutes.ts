@@ -8,7 +8,6 @@ import type { ApiServices } from './services.ts';
 const providerRoutes: { method: 'get' | 'post'; path: string; type: InboxType; summary: string }[] = [
   { method: 'post', path: '/sms/:inboxId/inbound', type: 'sms', summary: 'Inbound SMS (the inbox says which provider)' },
   { method: 'post', path: '/sms/:inboxId/status', type: 'sms', summary: 'SMS delivery receipts' },
-  { method: 'post', path: '/email/:inboxId/inbound', type: 'email', summary: 'Inbound-email webhooks (Mailgun, SendGrid, Postmark)' },
 ];
 
 export function registerUnbuiltProviderRoutes(api: ApiRegistry, s: ApiServices): void {

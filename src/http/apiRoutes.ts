@@ -26,6 +26,8 @@ export interface RouteSpec<B extends z.ZodType = z.ZodType, Q extends z.ZodType 
   successStatus?: number;
   /** Routes that are not JSON (WebSocket upgrades, scripts, provider callbacks) say what they answer. */
   produces?: string;
+  /** A body limit of the route's own instead of the gateway's (inbound mail is larger than any JSON call). */
+  bodyLimitBytes?: number;
   handler?: (ctx: Context, input: RouteInput<z.infer<B>, z.infer<Q>>) => Promise<unknown>;
 }
 
@@ -42,7 +44,11 @@ export class ApiRegistry {
     for (const spec of this.routes) {
       if (!spec.handler) continue;
       const handler = spec.handler;
-      routerFor(spec.path)[spec.method](spec.path, authenticate(spec.auth), readBody, async (ctx: Context) => {
+      const routeLimit = async (ctx: Context, next: () => Promise<unknown>) => {
+        if (spec.bodyLimitBytes) ctx.state.bodyLimitBytes = spec.bodyLimitBytes;
+        return next();
+      };
+      routerFor(spec.path)[spec.method](spec.path, authenticate(spec.auth), routeLimit, readBody, async (ctx: Context) => {
         const input = {
           body: spec.body ? parseWith(spec.body, ctx.request.body ?? {}, 'body') : ctx.request.body,
           query: spec.query ? parseWith(spec.query, ctx.query, 'query') : ctx.query,

@@ -7,9 +7,10 @@ declare module 'koa' {
   interface Request { body?: unknown; rawBody?: Buffer }
 }
 
-export function bodyMiddleware(limitBytes: number) {
+export function bodyMiddleware(defaultLimitBytes: number) {
   return async function readBody(ctx: Context, next: Next) {
     if (!['POST', 'PUT', 'PATCH', 'DELETE'].includes(ctx.method)) return next();
+    const limitBytes = (ctx.state.bodyLimitBytes as number | undefined) ?? defaultLimitBytes;
     const declared = Number(ctx.get('content-length') || 0);
     if (declared > limitBytes) throw new HttpError(413, 'payload_too_large', `request body is larger than ${limitBytes} bytes`);
     const raw = await getRawBody(ctx.req, { limit: limitBytes, length: ctx.get('content-length') || undefined });

@@ -57,6 +57,10 @@ export const inboxTypes = {
         .describe('store the mail as received (original.eml) beside the agent\'s view: always, or when that view dropped quoted text or a signature the HTML does not carry'),
       maxMailBytes: z.number().int().min(64 * 1024).max(100 * 1024 * 1024).default(25 * 1024 * 1024)
         .describe('larger mail is kept truncated (headers, the start of the text, a note)'),
+      inboundWebhookProvider: z.enum(['mailgun', 'sendgrid', 'postmark']).optional()
+        .describe('who posts inbound mail to POST /email/{inboxId}/inbound; unset: the URL refuses posts'),
+      webhookMaxAgeSeconds: z.number().int().min(30).max(86_400).default(300)
+        .describe('Mailgun: how far a signed timestamp may be from now'),
     }).strict(),
     credentials: z.object({
       imap: z.object({ host: z.string(), port: z.number().int(), secure: z.boolean(), user: z.string(), pass: z.string(), mailbox: z.string().default('INBOX') }).optional(),
@@ -95,6 +99,6 @@ export function providerUrls(type: InboxType, inboxId: string, publicUrl: string
     case 'wechat': return { serverUrl: `${publicUrl}/wechat/${inboxId}` };
     case 'wechatpay': return { notifyUrl: `${publicUrl}/wechatpay/${inboxId}/notify` };
     case 'sms': return { inboundUrl: `${publicUrl}/sms/${inboxId}/inbound`, statusUrl: `${publicUrl}/sms/${inboxId}/status` };
-    case 'email': return { inboundUrl: `${publicUrl}/email/${inboxId}/inbound` };
+    case 'email': return { inboundUrl: `${publicUrl}/email/${inboxId}/inbound`, mailgunMimeUrl: `${publicUrl}/email/${inboxId}/inbound?format=mime` };
   }
 }

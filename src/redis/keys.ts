@@ -43,5 +43,7 @@ export function keyspace(prefix: string) {
     imapCursor: (inboxId: string) => k('imap', 'cursor', inboxId),
     /** Which worker process watches an inbox's IMAP mailbox (a renewed lease). */
     imapLease: (inboxId: string) => k('imap', 'lease', inboxId),
+    /** A Mailgun webhook token seen for an inbox -> the digest of the body it came with (replays refused). */
+    emailWebhookToken: (inboxId: string, tokenDigest: string) => k('emailhook', inboxId, tokenDigest),
   };
 }

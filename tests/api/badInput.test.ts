@@ -87,7 +87,7 @@ describe('bad input is refused cleanly', () => {
       mchId: '1900000109', apiV3Key: 'a'.repeat(32), serialNo: '5157F09EFDC096DE15EBE81A47057A72', privateKey: '-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----',
     });
     inboxes.sms = await createInbox('sms', { provider: 'twilio' }, { accountSid: 'AC0123', authToken: 'auth-token', from: '+15550001111' });
-    inboxes.email = await createInbox('email', {}, { fromAddress: 'support@shop.example' });
+    inboxes.email = await createInbox('email', { inboundWebhookProvider: 'postmark' }, { fromAddress: 'support@shop.example', webhookSigningKey: 'postmark-url-secret-0123456789' });
     // A visitor others will try to pose as (a session only: no message, so nothing is stored).
     const session = await api('POST', `/webchat/${inboxes.webchat}/session`, { body: { name: 'Victim' } });
     expect(session.status).toBe(200);
@@ -219,7 +219,7 @@ describe('bad input is refused cleanly', () => {
     it('answers 404 on provider URLs for unknown inboxes; a real inbox of the type: 401 for a bad signature (built) or 501', async () => {
       // Channels built so far check the provider's signature first: the walk's fake one fails it.
       // (WeChat Pay is answered in its own failure shape, {"code":"FAIL"}.)
-      const built: Record<string, [number, string]> = { wechat: [401, 'invalid_signature'], wechatpay: [401, 'FAIL'] };
+      const built: Record<string, [number, string]> = { wechat: [401, 'invalid_signature'], wechatpay: [401, 'FAIL'], email: [401, 'missing_credentials'] };
       const providerRoutes = t.gateway.routes.filter((r) => r.auth === 'provider');
       expect(providerRoutes.length).toBeGreaterThanOrEqual(6);
       for (const route of providerRoutes) {

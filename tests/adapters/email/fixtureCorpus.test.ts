@@ -115,6 +115,7 @@ describe('structure', () => {
     expect(mail.text).toBe('See the carrier notice below, please resend.');
     const eml = attachment(mail, 'notice.eml');
     expect(eml.contentType).toBe('message/rfc822');
+    expect(mail.forwarded).toMatchObject([{ attachmentIndex: 0, subject: '派送失败', messageId: '<notice-77@carrier.example>', text: '您的包裹 SF1234567890 派送失败：地址不详。' }]);
     const inner = await parseMail(eml.content);
     expect(inner).toMatchObject({ subject: '派送失败', messageId: '<notice-77@carrier.example>', from: { address: 'noreply@carrier.example', name: 'Carrier Notices' } });
     expect(inner.text).toBe('您的包裹 SF1234567890 派送失败：地址不详。');

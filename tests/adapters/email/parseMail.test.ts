@@ -73,3 +73,31 @@ describe('bad input never crashes parseMail', () => {
     expect(whole.attachments[0]!.size).toBe(Buffer.from(Buffer.alloc(30 * 1024 * 1024, line.toString()).toString().replace(/\r\n/g, ''), 'base64').length);
   });
 });
+
+describe('mutated fixtures', () => {
+  it('a thousand corrupted and cut copies of the corpus each parse or give a MailParseError, nothing else', async () => {
+    const { readFileSync, readdirSync } = await import('node:fs');
+    const dir = new URL('../../fixtures/email/', import.meta.url);
+    const files = readdirSync(dir).filter((f) => f.endsWith('.eml')).map((f) => readFileSync(new URL(f, dir)));
+    let seed = 42;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const outcomes = { parsed: 0, refused: 0 };
+    for (let i = 0; i < 1000; i++) {
+      const mail = Buffer.from(files[i % files.length]!);
+      for (let k = 1 + Math.floor(random() * 20); k > 0; k--) {
+        const at = Math.floor(random() * mail.length);
+        mail[at] = random() < 0.6 ? Math.floor(random() * 256) : [0x2d, 0x0a, 0x0d, 0x3d, 0x3b, 0x22][Math.floor(random() * 6)]!;
+      }
+      const input = random() < 0.3 ? mail.subarray(0, Math.floor(random() * mail.length)) : mail;
+      try {
+        const parsed = await parseMail(input);
+        expect(Array.isArray(parsed.references) && typeof parsed.text === 'string').toBe(true);
+        outcomes.parsed++;
+      } catch (error) {
+        expect(error).toBeInstanceOf(MailParseError);
+        outcomes.refused++;
+      }
+    }
+    expect(outcomes.parsed).toBeGreaterThan(900);
+  });
+});
