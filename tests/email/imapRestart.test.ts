@@ -45,10 +45,10 @@ describe('IMAP watcher restarts and UIDVALIDITY changes', () => {
     rmSync(mediaDir, { recursive: true, force: true });
   });
 
-  const watcher = () => {
+  const watcher = (of: InboxRecord = inbox, mailbox = 'INBOX') => {
     const { redis, keys, inboxes } = t.gateway.services;
     const deps = { acceptor: t.gateway.acceptor, media: new LocalFolderMediaStore(mediaDir), redis, keys, inboxes, log };
-    return new ImapWatcher({ redis, keys, log, accept: (i, mail, raw) => acceptParsedMail(deps, i, mail, raw), pollMs: 300, backoffMs: 50 }, inbox, dovecot.imap());
+    return new ImapWatcher({ redis, keys, log, accept: (i, mail, raw) => acceptParsedMail(deps, i, mail, raw), pollMs: 300, backoffMs: 50 }, of, dovecot.imap(mailbox));
   };
 
   /** Per stored conversation of the inbox, how many messages it holds. */
@@ -109,4 +109,30 @@ describe('IMAP watcher restarts and UIDVALIDITY changes', () => {
     expect(counts.every((n) => n === 1)).toBe(true);
     await third.stop();
   }, 120_000);
+
+  it('flags or moves processed mail when the inbox says so', async () => {
+    const make = async (settings: Record<string, unknown>) => {
+      const r = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/inboxes`, {
+        key: tenant.apiKey, body: { type: 'email', name: 'Support', settings, credentials: { fromAddress: 'support@shop.test' } },
+      });
+      expect(r.status).toBe(201);
+      return (await t.gateway.services.inboxes.records.get(tenant.accountId, r.body.id))!;
+    };
+    await imap.mailboxCreate('Flagged').catch(() => undefined);
+    await imap.mailboxCreate('Moved').catch(() => undefined);
+    await imap.mailboxCreate('Done').catch(() => undefined);
+    await imap.append('Flagged', rawMail({ from: 'x@customer.test', subject: 'Flag me', messageId: '<flag-1@customer.test>' }));
+    await imap.append('Moved', rawMail({ from: 'y@customer.test', subject: 'Move me', messageId: '<move-1@customer.test>' }));
+    const flagger = watcher(await make({ afterProcessing: 'seen' }), 'Flagged');
+    const mover = watcher(await make({ afterProcessing: 'move', processedMailbox: 'Done' }), 'Moved');
+    flagger.start();
+    mover.start();
+    await waitFor(async () => flagger.accepted === 1 && mover.accepted === 1, 20_000, 'both mails taken');
+    await flagger.stop();
+    await mover.stop();
+    const flagged = await imap.status('Flagged', { messages: true, unseen: true });
+    expect(flagged).toMatchObject({ messages: 1, unseen: 0 });
+    expect(await imap.status('Moved', { messages: true })).toMatchObject({ messages: 0 });
+    expect(await imap.status('Done', { messages: true })).toMatchObject({ messages: 1 });
+  }, 60_000);
 });
