@@ -9,6 +9,8 @@ export interface SendRequest {
   /** The contact's id on the channel (OpenID, phone number, address, visitor id). */
   to: string;
   message: NormalizedMessage;
+  /** The conversation's earlier messages, oldest first: given to adapters that thread replies (`threadsReplies`). */
+  earlier?: NormalizedMessage[];
 }
 
 export interface SendResult {
@@ -33,5 +35,7 @@ export class RetryableSendError extends Error {
 
 export interface ChannelAdapter {
   readonly type: string;
+  /** Set by adapters whose replies thread under earlier messages (email): they get SendRequest.earlier. */
+  readonly threadsReplies?: boolean;
   send(request: SendRequest): Promise<SendResult>;
 }

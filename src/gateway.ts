@@ -9,6 +9,9 @@ import type { Role, Settings } from '../config/settings.ts';
 import type { ChannelAdapter } from '../adapters/channelAdapter.ts';
 import { WebchatAdapter } from '../adapters/webchat/webchatAdapter.ts';
 import { WechatAdapter } from '../adapters/wechat/wechatAdapter.ts';
+import { EmailAdapter } from '../adapters/email/emailAdapter.ts';
+import { acceptParsedMail } from './email/emailInbound.ts';
+import { ImapWatchers, type ImapWatchersOptions } from './email/imapWatchers.ts';
 import { AgentChannel } from './agents/agentChannel.ts';
 import { registerAgentConsoleRoute } from './agents/agentConsoleRoute.ts';
 import { registerAccountRoutes } from './api/accountRoutes.ts';
@@ -76,6 +79,8 @@ export interface GatewayOptions {
   secretKey: string;
   log: Logger;
   role?: Role;
+  /** IMAP watching: lease and scan periods, poll and backoff (tests shorten them). */
+  imap?: ImapWatchersOptions & { pollMs?: number; backoffMs?: number };
 }
 
 export type Gateway = Awaited<ReturnType<typeof createGateway>>;
@@ -119,6 +124,7 @@ export async function createGateway(options: GatewayOptions) {
   const adapters: Record<string, ChannelAdapter> = {
     webchat: new WebchatAdapter(),
     wechat: new WechatAdapter(wechatTokens, new AttachmentDownloader()),
+    email: new EmailAdapter(new AttachmentDownloader({ allowPrivate: settings.webhookPrivateTargets === 'allow' })),
   };
   const smsOptOuts = new SmsOptOuts(redis, keys, settings.messageRetentionDays * 86400);
   const smsReceipts = new SmsReceipts(redis, keys, settings.messageRetentionDays * 86400);
@@ -253,12 +259,20 @@ export async function createGateway(options: GatewayOptions) {
     outbox.start();
     const routingTimers = new RoutingTimers(redis, keys, log);
     routingTimers.start();
+    const emailInbound = { acceptor, media: mediaStore, redis, keys, inboxes, log };
+    const imapWatchers = new ImapWatchers({
+      redis, keys, log, accounts, inboxes, accept: (inbox, mail, raw) => acceptParsedMail(emailInbound, inbox, mail, raw),
+      ...(options.imap?.pollMs ? { pollMs: options.imap.pollMs } : {}), ...(options.imap?.backoffMs ? { backoffMs: options.imap.backoffMs } : {}),
+    }, options.imap);
+    await imapWatchers.start();
     const workerId = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     const beat = () => redis.zadd(keys.workerHeartbeats, Date.now(), workerId).catch(() => undefined);
     await beat();
     const heartbeat = setInterval(beat, workerHeartbeatMs);
     stoppers.push(async () => {
       clearInterval(heartbeat);
+      await imapWatchers.stop();
+      (adapters.email as EmailAdapter).close();
       // close() waits for active jobs; anything unfinished is picked up again as stalled.
       await Promise.all(workers.map((w) => w.close()));
       await dispatcher.stop();

@@ -36,7 +36,8 @@ export type ScriptName =
   | 'sendToContact'
   | 'upsertContact'
   | 'addConversationNote'
-  | 'tagConversation';
+  | 'tagConversation'
+  | 'advanceImapCursor';
 
 interface LoadedScript { lua: string; numberOfKeys: number }
 

@@ -42,6 +42,17 @@ if existing then
   return {existing, f[1], f[2], 1, assignee, tonumber(f[3]), tonumber(f[4]), 0, (c[2] == 'open' and c[3] ~= '1') and 1 or 0}
 end
 
+-- A resolved conversation open again (unassigned, to be routed), with its open key pointing at it.
+local function reopenResolved(convKey, id, openKeyOfIt)
+  redis.call('SET', openKeyOfIt, id)
+  redis.call('HSET', convKey, 'status', 'open', 'assigneeId', '', 'updatedAt', nowIso)
+  redis.call('HDEL', convKey, 'resolvedAt', 'resolvedAtMs', 'resolvedBy', 'routed', 'offeredTo', 'waitingSince', 'waitingSinceMs')
+  redis.call('ZREM', prefix .. ':resolved', id)
+  local n = redis.call('HINCRBY', convKey, 'reopenings', 1)
+  emitEvent(prefix, accountId, 'evt_' .. id .. '_o' .. n, 'conversation.reopened', conversationSource(accountId, inboxId),
+    id, nowIso, conversationJson(convKey), '', ARGV[13])
+end
+
 local thread = (ARGV[17] and ARGV[17] ~= '') and cjson.decode(ARGV[17]) or nil
 local threadConv = nil
 if thread then
@@ -62,14 +73,8 @@ if threadConv then
   local threadKey = prefix .. ':conv:' .. convId
   if redis.call('HGET', threadKey, 'status') ~= 'open' then
     reopened = 1
-    redis.call('SET', redis.call('HGET', threadKey, 'openKey'), convId)
     redis.call('SET', KEYS[4], convId)
-    redis.call('HSET', threadKey, 'status', 'open', 'assigneeId', '', 'updatedAt', nowIso)
-    redis.call('HDEL', threadKey, 'resolvedAt', 'resolvedAtMs', 'resolvedBy', 'routed', 'offeredTo', 'waitingSince', 'waitingSinceMs')
-    redis.call('ZREM', prefix .. ':resolved', convId)
-    local n = redis.call('HINCRBY', threadKey, 'reopenings', 1)
-    emitEvent(prefix, accountId, 'evt_' .. convId .. '_o' .. n, 'conversation.reopened', conversationSource(accountId, inboxId),
-      convId, nowIso, conversationJson(threadKey), '', ARGV[13])
+    reopenResolved(threadKey, convId, redis.call('HGET', threadKey, 'openKey'))
   end
 end
 if convId and not threadConv and redis.call('HGET', prefix .. ':conv:' .. convId, 'status') ~= 'open' then convId = false end
@@ -81,13 +86,7 @@ if not convId and not thread then
   if lastId and last[1] == 'resolved' and last[3] == inboxId and tonumber(last[2] or '0') >= tonumber(ARGV[16]) - reopenWindow then
     convId = lastId
     reopened = 1
-    redis.call('SET', KEYS[3], convId)
-    redis.call('HSET', lastKey, 'status', 'open', 'assigneeId', '', 'updatedAt', nowIso)
-    redis.call('HDEL', lastKey, 'resolvedAt', 'resolvedAtMs', 'resolvedBy', 'routed', 'offeredTo', 'waitingSince', 'waitingSinceMs')
-    redis.call('ZREM', prefix .. ':resolved', convId)
-    local n = redis.call('HINCRBY', lastKey, 'reopenings', 1)
-    emitEvent(prefix, accountId, 'evt_' .. convId .. '_o' .. n, 'conversation.reopened', conversationSource(accountId, inboxId),
-      convId, nowIso, conversationJson(lastKey), '', ARGV[13])
+    reopenResolved(lastKey, convId, KEYS[3])
   end
 end
 if not convId then

@@ -1,7 +1,11 @@
 --[[
-  releaseLease: gives a lease up, if the caller still holds it.
+  releaseLease: gives up a lease this holder has (a clean stop), so the next process need not wait out the ttl.
 
-  KEYS[1] the lease key   ARGV[1] the holder
+  KEYS[1] lease key
+  ARGV[1] holder id
+
+  Returns 1 (released) | 0 (not this holder's)
 ]]
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1

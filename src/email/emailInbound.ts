@@ -81,8 +81,11 @@ export async function acceptParsedMail(deps: EmailInboundDeps, inbox: InboxRecor
     attachments.push({ url, contentType, size: a.size, name: clip(a.filename || `attachment-${index + 1}`, 1024) });
     if (a.contentId && html) html = html.split(`cid:${a.contentId}`).join(url);
   }
-  // The full mail as received is kept beside the agent's view (which has quoted history and signature stripped).
-  if (raw && raw.length <= maxMediaBytes) {
+  // The full mail as received is kept beside the agent's view (which has quoted history and signature stripped)
+  // whenever that view lost something: with no HTML, the stripped text would exist nowhere else.
+  const trimmed = mail.replyText.trim() !== mail.text.trim() && !mail.html;
+  const keepOriginal = settings.keepOriginalMail === 'always' || (settings.keepOriginalMail === 'whenTrimmed' && trimmed);
+  if (raw && keepOriginal && raw.length <= maxMediaBytes) {
     const mediaKey = mediaKeyFor(inbox.accountId, `${messageKey}\nraw`);
     await deps.media.put(mediaStoreKey(inbox.accountId, mediaKey), raw, 'message/rfc822');
     attachments.push({ url: mediaPath(inbox.accountId, mediaKey), contentType: 'message/rfc822', size: raw.length, name: 'original.eml' });

@@ -94,6 +94,8 @@ export function threadOf(mail: ParsedMail, externalId: string, options: {
     if (ours) add('conversation', ours.conversationId);
     add('message', keyDigest(parent.trim()));
   }
+  // A reply processed before its parent has already anchored the parent's id: the parent joins it.
+  add('message', keyDigest(externalId.trim()));
   const recipients: MailAddress[] = [...mail.to, ...mail.cc, ...(mail.headers['delivered-to'] ? [{ address: mail.headers['delivered-to'], name: '' }] : [])];
   for (const r of recipients) {
     const conversationId = conversationOfPlusAddress(options.fromAddress, r.address);

@@ -63,6 +63,8 @@ export const inboxTypes = {
       afterProcessing: z.enum(['none', 'seen', 'move']).default('none').describe('IMAP: what is done to a mail once it is queued'),
       processedMailbox: z.string().min(1).max(200).optional().describe('IMAP: where afterProcessing "move" puts processed mail'),
       pollIntervalSeconds: z.number().int().min(5).max(3600).default(60).describe('IMAP: a check besides IDLE, for servers that drop it'),
+      keepOriginalMail: z.enum(['always', 'whenTrimmed', 'never']).default('whenTrimmed')
+        .describe('store the mail as received (original.eml) beside the agent\'s view: always, or when that view dropped quoted text or a signature the HTML does not carry'),
       maxMailBytes: z.number().int().min(64 * 1024).max(100 * 1024 * 1024).default(25 * 1024 * 1024)
         .describe('larger mail is kept truncated (headers, the start of the text, a note)'),
       inboundWebhookProvider: z.enum(['mailgun', 'sendgrid', 'postmark']).optional()

@@ -41,7 +41,9 @@ export function createOutboundProcessor(deps: {
     const adapter = deps.adapters[inbox.type];
     if (!adapter) return fail('channel_unavailable', `sending through ${inbox.type} inboxes is not available yet`);
     try {
-      const sent = await adapter.send({ inbox, credentials: deps.inboxes.credentials(inbox), to: conversation.channelId, message });
+      const earlier = adapter.threadsReplies
+        ? (await deps.conversations.messages(conversation.id, { before: message.seq, limit: 50 })).items.reverse() : undefined;
+      const sent = await adapter.send({ inbox, credentials: deps.inboxes.credentials(inbox), to: conversation.channelId, message, ...(earlier ? { earlier } : {}) });
       await updateMessageStatus(redis, keys, message.id, message.conversationId, { status: sent.status, externalId: sent.externalId });
       return sent.status;
     } catch (error) {

@@ -29,8 +29,22 @@ function ensureChromiumInstalled(): void {
   if (!existsSync(chromiumPath)) throw new Error('The browser tests need Debian\'s Chromium: sudo apt-get install -y chromium');
 }
 
+// The email tests' IMAP server, installed the same way (the tests start their own instance, see dovecotServer.ts).
+function ensureDovecotInstalled(): void {
+  if (existsSync('/usr/sbin/dovecot')) return;
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (isRoot && existsSync('/usr/bin/apt-get')) {
+    console.error('dovecot not found: installing Debian package dovecot-imapd for the email tests (apt-get)…');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    spawnSync('apt-get', ['install', '-y', '-qq', 'dovecot-imapd'], { stdio: 'inherit', env });
+  }
+  if (!existsSync('/usr/sbin/dovecot')) throw new Error('The email tests need Debian\'s dovecot-imapd: sudo apt-get install -y dovecot-imapd');
+}
+
 export async function setup(project: TestProject) {
   ensureChromiumInstalled();
+  ensureDovecotInstalled();
   dataDir = mkdtempSync(join(tmpdir(), 'gateway-test-redis-'));
   redis = await startEmbeddedRedis({ dataDir });
   project.provide('redisUrl', redis.url);

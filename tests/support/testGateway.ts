@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import WebSocket from 'ws';
 import { loadSettings } from '../../config/settings.ts';
-import { createGateway, type Gateway } from '../../src/gateway.ts';
+import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway.ts';
 import { createLogger } from '../../src/logger.ts';
 
 export interface TestGateway {
@@ -34,7 +34,7 @@ export function redisUrl(): string {
   return inject('redisUrl');
 }
 
-export async function startTestGateway(env: Record<string, string> = {}, role: 'web' | 'worker' | 'all' = 'all'): Promise<TestGateway> {
+export async function startTestGateway(env: Record<string, string> = {}, role: 'web' | 'worker' | 'all' = 'all', extra: Pick<GatewayOptions, 'imap'> = {}): Promise<TestGateway> {
   const prefix = env.GATEWAY_REDIS_PREFIX ?? `t${randomBytes(4).toString('hex')}`;
   const adminKey = env.GATEWAY_ADMIN_KEY ?? `admin-${randomBytes(16).toString('hex')}`;
   // Test CRM receivers and fake providers listen on loopback (allowed by default; some tests set deny).
@@ -42,7 +42,7 @@ export async function startTestGateway(env: Record<string, string> = {}, role: '
     PORT: '0', HOST: '127.0.0.1', GATEWAY_REDIS_PREFIX: prefix, GATEWAY_ADMIN_KEY: adminKey, LOG_LEVEL: 'silent',
     GATEWAY_WEBHOOK_PRIVATE_TARGETS: 'allow', GATEWAY_PROVIDER_PRIVATE_TARGETS: 'allow', ...env,
   }, []);
-  const gateway = await createGateway({ settings, redisUrl: env.REDIS_URL ?? redisUrl(), secretKey: env.GATEWAY_SECRET_KEY ?? 'test-secret-key-0123456789abcdef0123', log: createLogger(settings.logLevel), role });
+  const gateway = await createGateway({ settings, redisUrl: env.REDIS_URL ?? redisUrl(), secretKey: env.GATEWAY_SECRET_KEY ?? 'test-secret-key-0123456789abcdef0123', log: createLogger(settings.logLevel), role, ...extra });
   await gateway.start();
   const url = gateway.url;
   return {

@@ -1,0 +1,155 @@
+// One IMAP mailbox watched: new mail (IDLE, and a poll besides for servers that drop IDLE) is fetched by
+// UID past the cursor (mailbox, uidValidity, lastUid) kept in Redis, queued, and only then is the cursor
+// advanced, so a killed process re-reads at most the mails it had not finished (deduplicated by their
+// Message-IDs). A changed UIDVALIDITY voids the cursor: the mailbox is read again from the start and
+// every mail already stored is recognised by its Message-ID. A closed imapflow client is dead, so
+// every reconnect (with backoff) builds a new one.
+import { ImapFlow } from 'imapflow';
+import type { Redis } from 'ioredis';
+import { MailParseError, parseMail, type ParsedMail } from '../../adapters/email/parseMail.ts';
+import { runScript } from '../commands/index.ts';
+import type { InboxRecord } from '../inboxes/inboxDirectory.ts';
+import type { Logger } from '../logger.ts';
+import type { Keyspace } from '../redis/keys.ts';
+import { emailSettingsOf } from './emailInbound.ts';
+
+export interface ImapCredentials { host: string; port: number; secure: boolean; user: string; pass: string; mailbox: string }
+
+export interface ImapWatcherDeps {
+  redis: Redis;
+  keys: Keyspace;
+  log: Logger;
+  /** Queues one mail durably (acceptParsedMail); resolves only when it is stored in the queue. */
+  accept: (inbox: InboxRecord, mail: ParsedMail, raw: Buffer) => Promise<unknown>;
+  /** Overrides for tests: poll interval (else the inbox setting), first backoff, TLS checks. */
+  pollMs?: number;
+  backoffMs?: number;
+  rejectUnauthorized?: boolean;
+}
+
+/** UIDs fetched and queued per round: bounds memory (mails are up to the inbox's size limit each). */
+const fetchBatch = 25;
+const maxBackoffMs = 60_000;
+
+export class ImapWatcher {
+  private stopped = false;
+  private client: ImapFlow | undefined;
+  private wake: (() => void) | undefined;
+  private running: Promise<void> | undefined;
+  /** Mails queued by this watcher (for logs and the bench). */
+  accepted = 0;
+
+  constructor(private readonly deps: ImapWatcherDeps, readonly inbox: InboxRecord, private readonly credentials: ImapCredentials) {}
+
+  start(): void {
+    this.running ??= this.run();
+  }
+
+  /** Stops at once: a fetch in flight is abandoned (its mails are read again by the next watcher). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    this.client?.close();
+    await this.running;
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      let connected = false;
+      try {
+        await this.session(() => { connected = true; failures = 0; });
+      } catch (error) {
+        if (!this.stopped) this.deps.log.warn({ inboxId: this.inbox.id, err: (error as Error).message }, 'imap session ended');
+      }
+      if (this.stopped) break;
+      if (!connected) failures++;
+      const base = this.deps.backoffMs ?? 1000;
+      const delay = Math.min(maxBackoffMs, base * 2 ** Math.min(failures, 10)) * (0.75 + Math.random() * 0.5);
+      await this.sleep(delay);
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() { clearTimeout(timer); if (self.wake === done) self.wake = undefined; resolve(); }
+      this.wake = done;
+    });
+  }
+
+  private async session(onConnected: () => void): Promise<void> {
+    const c = this.credentials;
+    const client = new ImapFlow({
+      host: c.host, port: c.port, secure: c.secure, auth: { user: c.user, pass: c.pass }, logger: false,
+      tls: { rejectUnauthorized: this.deps.rejectUnauthorized ?? true }, connectionTimeout: 30_000, greetingTimeout: 16_000,
+      socketTimeout: 5 * 60_000,
+    });
+    this.client = client;
+    client.on('error', (error: Error) => this.deps.log.warn({ inboxId: this.inbox.id, err: error.message }, 'imap connection error'));
+    const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
+    if (this.stopped) return;
+    await client.connect();
+    try {
+      const mailbox = await client.mailboxOpen(c.mailbox || 'INBOX');
+      onConnected();
+      let pending = true;
+      client.on('exists', () => { pending = true; this.wake?.(); });
+      const pollMs = this.deps.pollMs ?? emailSettingsOf(this.inbox).pollIntervalSeconds * 1000;
+      while (!this.stopped && client.usable) {
+        if (pending) {
+          pending = false;
+          await this.sync(client, mailbox.path, String(client.mailbox ? client.mailbox.uidValidity : mailbox.uidValidity));
+        }
+        await Promise.race([this.sleep(pollMs), closed]);
+        pending = true;
+      }
+    } finally {
+      if (client.usable) await client.logout().catch(() => client.close());
+      else client.close();
+    }
+  }
+
+  /** Reads every mail past the cursor, in UID order, a batch at a time. */
+  private async sync(client: ImapFlow, mailbox: string, uidValidity: string): Promise<void> {
+    const cursorKey = this.deps.keys.imapCursor(this.inbox.id);
+    const cursor = await this.deps.redis.hmget(cursorKey, 'mailbox', 'uidValidity', 'lastUid');
+    let lastUid = Number(cursor[2] ?? 0);
+    if (cursor[0] !== mailbox || cursor[1] !== uidValidity) {
+      if (cursor[1]) this.deps.log.warn({ inboxId: this.inbox.id, mailbox, was: cursor[1], now: uidValidity }, 'imap UIDVALIDITY changed: reading the mailbox again (duplicates are recognised by Message-ID)');
+      lastUid = 0;
+      await runScript(this.deps.redis, 'advanceImapCursor', [cursorKey], [mailbox, uidValidity, 0, '1']);
+    }
+    const settings = emailSettingsOf(this.inbox);
+    while (!this.stopped) {
+      // `n:*` always names the newest mail, even below n: keep only UIDs past the cursor.
+      const found = await client.search({ uid: `${lastUid + 1}:*` }, { uid: true });
+      const uids = (found || []).filter((uid) => uid > lastUid).sort((a, b) => a - b).slice(0, fetchBatch);
+      if (!uids.length) return;
+      const fetched = await client.fetchAll(uids.join(','), { uid: true, source: true }, { uid: true });
+      const byUid = new Map(fetched.map((m) => [m.uid, m.source]));
+      await Promise.all(uids.map(async (uid) => {
+        const raw = byUid.get(uid);
+        if (!raw) return; // expunged between SEARCH and FETCH
+        let mail: ParsedMail;
+        try {
+          mail = await parseMail(raw, { maxBytes: settings.maxMailBytes });
+        } catch (error) {
+          // Not a mail at all: skipped (never blocks the mailbox), and said so.
+          if (error instanceof MailParseError) {
+            this.deps.log.warn({ inboxId: this.inbox.id, uid, err: error.message }, 'imap mail skipped: not readable as a mail');
+            return;
+          }
+          throw error;
+        }
+        await this.deps.accept(this.inbox, mail, raw);
+        this.accepted++;
+      }));
+      lastUid = uids[uids.length - 1]!;
+      await runScript(this.deps.redis, 'advanceImapCursor', [cursorKey], [mailbox, uidValidity, lastUid, '0']);
+      if (settings.afterProcessing === 'seen') await client.messageFlagsAdd(uids.join(','), ['\\Seen'], { uid: true });
+      if (settings.afterProcessing === 'move' && settings.processedMailbox) await client.messageMove(uids.join(','), settings.processedMailbox, { uid: true });
+    }
+  }
+}

@@ -1,0 +1,92 @@
+// The SMTP adapter against a real SMTP server (npm smtp-server), and the threading helpers it uses.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PermanentSendError } from '../../../adapters/channelAdapter.ts';
+import { EmailAdapter, threadHeadersOf } from '../../../adapters/email/emailAdapter.ts';
+import { normalizeSubject, parseOutboundMessageId, conversationOfPlusAddress, replySubject } from '../../../src/email/emailThreading.ts';
+import type { InboxRecord } from '../../../src/inboxes/inboxDirectory.ts';
+import type { NormalizedMessage } from '../../../src/schema/message.ts';
+import { startSmtpServer, type TestSmtpServer } from '../../support/smtpServer.ts';
+
+const inbox = { id: 'inb_1', accountId: 'acc_1', type: 'email', name: 'Shop support', enabled: true, settings: {}, credentialNames: [], sealedCredentials: '', createdAt: '', updatedAt: '' } as InboxRecord;
+
+function message(over: Partial<NormalizedMessage>): NormalizedMessage {
+  return {
+    id: 'msg_out1', accountId: 'acc_1', inboxId: 'inb_1', channel: 'email', direction: 'outbound', conversationId: 'cv_abc123def',
+    contactId: 'ct_1', seq: 3, from: { channelId: 'support@shop.test' }, to: { channelId: 'chen@customer.test' },
+    sentAt: '', receivedAt: '', content: { type: 'text', text: 'Hello' }, ...over,
+  };
+}
+
+describe('EmailAdapter (nodemailer, pooled) against smtp-server', () => {
+  let smtp: TestSmtpServer;
+  let adapter: EmailAdapter;
+  let credentials: Record<string, unknown>;
+  beforeAll(async () => {
+    smtp = await startSmtpServer();
+    adapter = new EmailAdapter({ load: async () => ({ bytes: Buffer.from('%PDF-1.4 test'), contentType: 'application/pdf' }) }, { connectionTimeoutMs: 5000 });
+    credentials = { smtp: { host: '127.0.0.1', port: smtp.port, secure: false, user: 'gw', pass: 'pw' }, fromAddress: 'support@shop.test' };
+  });
+  afterAll(async () => { adapter.close(); await smtp.stop(); });
+
+  it('sends text, HTML and an attachment with our Message-ID, Re: subject and the thread headers', async () => {
+    const earlier = [
+      message({ id: 'msg_in1', direction: 'inbound', externalId: '<m1@customer.test>', content: { type: 'text', text: 'Hi', subject: '=?x?= 订单 42' } }),
+      message({ id: 'msg_out0', direction: 'outbound', externalId: '<cv_abc123def.msg_out0@shop.test>', content: { type: 'text', text: 'Looking' } }),
+      message({ id: 'msg_in2', direction: 'inbound', externalId: '<m2@customer.test>', content: { type: 'text', text: 'Any news?', subject: 'Re: 订单 42' } }),
+    ];
+    const result = await adapter.send({
+      inbox, credentials, to: 'chen@customer.test', earlier,
+      message: message({ content: { type: 'text', text: 'Shipped.', html: '<p>Shipped.</p>', attachments: [{ url: 'https://files.test/invoice.pdf', contentType: 'application/pdf', name: 'invoice.pdf' }] } }),
+    });
+    expect(result).toEqual({ status: 'sent', externalId: '<cv_abc123def.msg_out1@shop.test>' });
+    const mail = await smtp.nth(1);
+    expect(mail.parsed.messageId).toBe('<cv_abc123def.msg_out1@shop.test>');
+    expect(mail.parsed.subject).toBe('Re: 订单 42');
+    expect(mail.parsed.inReplyTo).toBe('<m2@customer.test>');
+    expect(mail.parsed.references).toEqual(['<m1@customer.test>', '<cv_abc123def.msg_out0@shop.test>', '<m2@customer.test>']);
+    expect(mail.parsed.from?.value[0]).toEqual({ name: 'Shop support', address: 'support@shop.test' });
+    expect(mail.parsed.replyTo?.value[0]?.address).toBe('support+cv_abc123def@shop.test');
+    expect(mail.parsed.html).toContain('<p>Shipped.</p>');
+    expect(mail.parsed.attachments.map((a) => [a.filename, a.contentType, a.content.toString()])).toEqual([['invoice.pdf', 'application/pdf', '%PDF-1.4 test']]);
+  });
+
+  it('a recipient the server refuses (550) is a permanent failure, not retried', async () => {
+    smtp.refuse('gone@customer.test');
+    const error = await adapter.send({ inbox, credentials, to: 'gone@customer.test', message: message({}) }).catch((e) => e);
+    expect(error).toBeInstanceOf(PermanentSendError);
+    expect(error.code).toBe('smtp_550');
+  });
+
+  it('an inbox without SMTP credentials fails clearly', async () => {
+    const error = await adapter.send({ inbox, credentials: { fromAddress: 'support@shop.test' }, to: 'a@b.test', message: message({}) }).catch((e) => e);
+    expect(error).toBeInstanceOf(PermanentSendError);
+    expect(error.code).toBe('smtp_not_configured');
+  });
+});
+
+describe('threading helpers', () => {
+  it('strips reply and forward prefixes of common clients and languages', () => {
+    for (const s of ['Re: Order 42', 'RE: RE: order 42', 'Fwd: Re: Order 42', 'AW: Order 42', 'SV: Order  42', '回复: Order 42', '回复：Order 42', '转发: Order 42', 'Re[2]: Order 42', '[ext] Re: Order 42']) {
+      expect(normalizeSubject(s)).toBe('order 42');
+    }
+    expect(replySubject('Re: Order 42')).toBe('Re: Order 42');
+    expect(replySubject('Order 42')).toBe('Re: Order 42');
+  });
+
+  it('reads our Message-IDs and plus addresses back, and nothing else', () => {
+    expect(parseOutboundMessageId('<cv_abc123def.msg_1@shop.test>')).toEqual({ conversationId: 'cv_abc123def', messageId: 'msg_1' });
+    expect(parseOutboundMessageId('<CAF123@mail.gmail.com>')).toBeUndefined();
+    expect(conversationOfPlusAddress('support@shop.test', 'Support+cv_abc123def@shop.test')).toBe('cv_abc123def');
+    expect(conversationOfPlusAddress('support@shop.test', 'sales+cv_abc123def@shop.test')).toBeUndefined();
+    expect(conversationOfPlusAddress('support@shop.test', 'support+cv_abc123def@evil.test')).toBeUndefined();
+  });
+
+  it('keeps the root and the newest ids when a thread grows past 20', () => {
+    const earlier = Array.from({ length: 30 }, (_, i) => message({ id: `msg_${i}`, direction: i % 2 ? 'outbound' : 'inbound', externalId: `<id${i}@x.test>` }));
+    const h = threadHeadersOf(earlier);
+    expect(h.references).toHaveLength(20);
+    expect(h.references[0]).toBe('<id0@x.test>');
+    expect(h.references.at(-1)).toBe('<id29@x.test>');
+    expect(h.inReplyTo).toBe('<id28@x.test>');
+  });
+});
