@@ -1,18 +1,19 @@
 // A contact's id on a channel, as the CRM writes it, in the form the channel's inbound messages use:
 // so a contact the CRM creates is the same one that later writes in.
-import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import { badRequest } from '../http/errors.ts';
 import type { Channel } from '../schema/message.ts';
+import { toE164 } from '../sms/phoneNumbers.ts';
 
 /** The canonical channel id (E.164 phone, lower-case address, OpenID or visitor id as is); 400 when it cannot be one. */
 export function canonicalChannelId(channel: Channel, raw: string): string {
   const value = raw.trim();
   switch (channel) {
     case 'sms': {
-      // Possible, not valid: the same test the SMS inbound applies, so a number that wrote in can be written to.
-      const phone = /^(\+|00)[\d\s().-]{2,30}$/.test(value) ? parsePhoneNumberFromString(value.replace(/^00/, '+')) : undefined;
-      if (!phone?.isPossible()) throw badRequest('channelId: an SMS contact is a phone number in E.164 form (+8613800138000)');
-      return phone.number;
+      // The SMS inbound's own normalization, so a number that wrote in can be written to (international form only:
+      // a CRM call names no inbox region).
+      const phone = /^(\+|00)/.test(value) ? toE164(value) : undefined;
+      if (!phone) throw badRequest('channelId: an SMS contact is a phone number in E.164 form (+8613800138000)');
+      return phone;
     }
     case 'email':
       if (!/^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/.test(value) || value.length > 254) throw badRequest('channelId: an email contact is an address (name@example.com)');
