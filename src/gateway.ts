@@ -49,6 +49,7 @@ import { registerMediaRoutes } from './media/mediaRoutes.ts';
 import { createMetrics } from './metrics.ts';
 import { createOutboundProcessor } from './outbound/outboundWorker.ts';
 import { OutboxSweeper } from './outbound/outboxSweeper.ts';
+import { PeriodicTask } from './workers/periodicTask.ts';
 import { closeQueues, createQueues, webhookBackoff, type QueueName } from './queues.ts';
 import { createRedis } from './redis/connection.ts';
 import { keyspace } from './redis/keys.ts';
@@ -251,12 +252,15 @@ export async function createGateway(options: GatewayOptions) {
     const dispatcher = new WebhookDispatcher(redis, keys, webhooks, deliveryLanes, log, settings.jobLockMs, () => deliverer?.wake());
     await dispatcher.start();
     deliverer.start();
-    const eventRetention = new EventRetention(redis, keys, deliveryLanes, settings.eventRetentionDays * 86_400_000, log);
-    eventRetention.start();
-    const sweeper = new RetentionSweeper(redis, keys, settings.messageRetentionDays * 86_400_000, log, undefined, mediaStore);
-    sweeper.start();
+    const eventRetention = new EventRetention(redis, keys, deliveryLanes, settings.eventRetentionDays * 86_400_000);
+    const sweeper = new RetentionSweeper(redis, keys, settings.messageRetentionDays * 86_400_000, log, mediaStore);
     const outbox = new OutboxSweeper(redis, keys, queues.outbound, log);
-    outbox.start();
+    const periodicTasks = [
+      new PeriodicTask('event retention trim', 5 * 60_000, () => eventRetention.trim(), log, { runAtStart: true }),
+      new PeriodicTask('retention sweep', 10 * 60_000, () => sweeper.sweep(), log, { runAtStart: true }),
+      new PeriodicTask('outbox sweep', 15_000, () => outbox.sweep(), log),
+    ];
+    for (const task of periodicTasks) task.start();
     const routingTimers = new RoutingTimers(redis, keys, log);
     routingTimers.start();
     const emailInbound = { acceptor, media: mediaStore, redis, keys, inboxes, log };
@@ -277,9 +281,7 @@ export async function createGateway(options: GatewayOptions) {
       await Promise.all(workers.map((w) => w.close()));
       await dispatcher.stop();
       await deliverer?.stop();
-      await eventRetention.stop();
-      await sweeper.stop();
-      await outbox.stop();
+      for (const task of periodicTasks) await task.stop();
       await routingTimers.stop();
       await redis.zrem(keys.workerHeartbeats, workerId).catch(() => undefined);
     });

@@ -1,5 +1,5 @@
 // Forgets conversations resolved longer ago than GATEWAY_MESSAGE_RETENTION_DAYS, a batch at a time,
-// on every worker (the purge script is idempotent, so workers may overlap).
+// run by every worker (a PeriodicTask; the purge script is idempotent, so workers may overlap).
 import type { Redis } from 'ioredis';
 import { runScript } from '../commands/index.ts';
 import type { Logger } from '../logger.ts';
@@ -7,34 +7,13 @@ import type { Keyspace } from '../redis/keys.ts';
 import { mediaStoreKeysOf, type MediaStore } from '../media/mediaStore.ts';
 
 export class RetentionSweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<number> | undefined;
-
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keyspace,
     private readonly retentionMs: number,
     private readonly log: Logger,
-    private readonly intervalMs = 10 * 60_000,
     private readonly media?: MediaStore,
   ) {}
-
-  start(): void {
-    const tick = () => {
-      this.running ??= this.sweep().catch((error) => {
-        this.log.warn({ err: (error as Error).message }, 'retention sweep failed; next one will retry');
-        return 0;
-      }).finally(() => { this.running = undefined; });
-    };
-    tick();
-    this.timer = setInterval(tick, this.intervalMs);
-    this.timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
-  }
 
   /** Purges every conversation due now; returns how many. */
   async sweep(now = Date.now()): Promise<number> {

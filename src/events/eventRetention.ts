@@ -1,39 +1,17 @@
 // Keeps each account's replay stream to GATEWAY_EVENT_RETENTION_DAYS, and each subscription's
-// delivery index to the same span (settled deliveries expire by themselves). Runs on every worker
-// every few minutes; trimming is idempotent, so workers may overlap.
+// delivery index to the same span (settled deliveries expire by themselves). Run by every worker
+// every few minutes (a PeriodicTask); trimming is idempotent, so workers may overlap.
 import type { Redis } from 'ioredis';
-import type { Logger } from '../logger.ts';
 import type { Keyspace } from '../redis/keys.ts';
 import type { DeliveryLanes } from './deliveryLanes.ts';
 
 export class EventRetention {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keyspace,
     private readonly lanes: DeliveryLanes,
     private readonly retentionMs: number,
-    private readonly log: Logger,
-    private readonly intervalMs = 5 * 60_000,
   ) {}
-
-  start(): void {
-    const tick = () => {
-      this.running ??= this.trim().catch((error) => {
-        this.log.warn({ err: (error as Error).message }, 'event retention trim failed; the next one will retry');
-      }).finally(() => { this.running = undefined; });
-    };
-    tick();
-    this.timer = setInterval(tick, this.intervalMs);
-    this.timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
-  }
 
   /** Drops events older than the retention from every account's stream (approximately: whole stream nodes). */
   async trim(now = Date.now()): Promise<void> {

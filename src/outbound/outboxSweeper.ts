@@ -1,8 +1,8 @@
 // Mends the one gap between storing a reply and queueing it: a process that dies after the
 // createOutboundMessage script and before the outbound job's add leaves the reply `queued` with no
-// job. Every worker looks, now and then, for outbox entries older than a grace period whose message
-// is still queued, and adds their job again; the job id is the message's, so a job still waiting,
-// running or retrying makes the add a no-op, and workers may overlap.
+// job. Every worker looks every 15 s (a PeriodicTask) for outbox entries older than a grace period
+// whose message is still queued and has no job, and adds the job again; the job id is the message's,
+// so workers may overlap.
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.ts';
@@ -14,36 +14,17 @@ export function outboundJobId(messageId: string): string {
 }
 
 export class OutboxSweeper {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<number> | undefined;
-
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keyspace,
     private readonly queue: Queue,
     private readonly log: Logger,
-    private readonly options: { graceMs: number; intervalMs: number } = { graceMs: 30_000, intervalMs: 15_000 },
+    private readonly graceMs = 30_000,
   ) {}
-
-  start(): void {
-    const tick = () => {
-      this.running ??= this.sweep().catch((error) => {
-        this.log.warn({ err: (error as Error).message }, 'outbox sweep failed; the next one will retry');
-        return 0;
-      }).finally(() => { this.running = undefined; });
-    };
-    this.timer = setInterval(tick, this.options.intervalMs);
-    this.timer.unref();
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
-  }
 
   /** Queues again every stale reply that is still `queued` and has no job; returns how many. */
   async sweep(now = Date.now()): Promise<number> {
-    const before = now - this.options.graceMs;
+    const before = now - this.graceMs;
     let requeued = 0;
     for (;;) {
       const due = await this.redis.zrangebyscore(this.keys.outbox, '-inf', `(${before}`, 'LIMIT', 0, 200);

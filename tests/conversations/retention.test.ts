@@ -83,7 +83,7 @@ describe('message retention', () => {
       const kept = await withPhoto(newVisitorId(), 'media-kept');
       expect((await t.api('POST', `${base}/${old.conversationId}/resolve`, { key: tenant.apiKey })).status).toBe(200);
 
-      const sweeper = new RetentionSweeper(redis, keys, 60_000, createLogger('silent'), undefined, store);
+      const sweeper = new RetentionSweeper(redis, keys, 60_000, createLogger('silent'), store);
       expect(await sweeper.sweep(Date.now() + 120_000)).toBe(1);
       expect(await store.get(old.storeKey)).toBeUndefined();
       expect((await store.get(kept.storeKey))?.bytes.toString()).toBe('bytes of media-kept');
