@@ -97,6 +97,6 @@ export class AliyunProvider implements SmsProvider {
     if (answer.Code === 'OK' && typeof answer.BizId === 'string') return { externalId: answer.BizId };
     const code = String(answer.Code ?? `http_${response.status}`);
     throw new SmsProviderError(code, `Aliyun refused the message: ${code}${answer.Message ? ` (${String(answer.Message)})` : ''}`,
-      retryableCodes.test(code) || response.status >= 500);
+      retryableCodes.test(code) || response.status >= 500, response.status < 500 && !/^InternalError/.test(code));
   }
 }

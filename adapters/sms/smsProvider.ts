@@ -66,11 +66,13 @@ export interface SmsSent {
 }
 
 /**
- * The provider refused: it answered, so nothing was sent. `retryable` says whether the same request
- * may succeed later (throttling, provider-side errors) or never will (bad number, bad template).
+ * The provider answered with an error. `retryable` says whether the same request may succeed later
+ * (throttling, provider-side errors) or never will (bad number, bad template). `refused` is true only
+ * for a definite refusal (a provider error code in a 4xx or 200): a 5xx or an unreadable answer may
+ * come from a proxy after the provider took the message, so nothing is known about whether it went out.
  */
 export class SmsProviderError extends Error {
-  constructor(readonly code: string, message: string, readonly retryable: boolean) {
+  constructor(readonly code: string, message: string, readonly retryable: boolean, readonly refused = true) {
     super(message);
   }
 }
@@ -154,7 +156,9 @@ export async function readProviderJson(response: Response, provider: string): Pr
     const value = JSON.parse(text) as unknown;
     if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
   } catch { /* below */ }
-  throw new SmsProviderError(`http_${response.status}`, `${provider} answered ${response.status} without a JSON body`, response.status >= 500 || response.status === 429);
+  // Unreadable: maybe a proxy's page after the provider took the message, so not a refusal (except a plain 429).
+  throw new SmsProviderError(`http_${response.status}`, `${provider} answered ${response.status} without a JSON body`,
+    response.status >= 500 || response.status === 429, response.status === 429);
 }
 
 export const nonEmpty = z.string().trim().min(1);

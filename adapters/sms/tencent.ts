@@ -90,11 +90,11 @@ export class TencentProvider implements SmsProvider {
       Error: z.object({ Code: z.string(), Message: z.string().optional() }).optional(),
       SendStatusSet: z.array(z.object({ SerialNo: z.string().optional(), Code: z.string(), Message: z.string().optional() }).loose()).optional(),
     }).loose().safeParse(answer.Response);
-    if (!body.success) throw new SmsProviderError(`http_${response.status}`, 'Tencent Cloud answered without a Response', response.status >= 500);
+    if (!body.success) throw new SmsProviderError(`http_${response.status}`, 'Tencent Cloud answered without a Response', response.status >= 500, response.status < 500);
     const error = body.data.Error ?? (body.data.SendStatusSet?.[0]?.Code !== 'Ok' ? body.data.SendStatusSet?.[0] : undefined);
     const serial = body.data.SendStatusSet?.[0]?.SerialNo;
     if (!error && serial) return { externalId: serial };
     const code = error?.Code ?? 'NoSendStatus';
-    throw new SmsProviderError(code, `Tencent Cloud refused the message: ${code}${error?.Message ? ` (${error.Message})` : ''}`, retryableCodes.test(code));
+    throw new SmsProviderError(code, `Tencent Cloud refused the message: ${code}${error?.Message ? ` (${error.Message})` : ''}`, retryableCodes.test(code), response.status < 500 && !/^InternalError/.test(code));
   }
 }

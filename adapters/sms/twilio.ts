@@ -106,7 +106,7 @@ export class TwilioProvider implements SmsProvider {
     const code = Number(answer.code);
     const retryable = response.status === 429 || response.status >= 500;
     throw new SmsProviderError(String(answer.code ?? `http_${response.status}`), `Twilio refused the message: ${String(answer.message ?? response.status)}`,
-      retryable && !permanentCodes.has(code));
+      retryable && !permanentCodes.has(code), response.status < 500);
   }
 
   /**

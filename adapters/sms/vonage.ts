@@ -93,6 +93,6 @@ export class VonageProvider implements SmsProvider {
     if (response.ok && parts.length && !failed && ids.length) return { externalId: ids[0]!, partIds: ids.slice(1) };
     const code = failed?.status ?? `http_${response.status}`;
     throw new SmsProviderError(code, `Vonage refused the message: status ${code}${failed?.['error-text'] ? ` (${failed['error-text']})` : ''}`,
-      retryableStatus.has(code) || response.status >= 500 || response.status === 429);
+      retryableStatus.has(code) || response.status >= 500 || response.status === 429, response.status < 500 && code !== '5');
   }
 }

@@ -87,8 +87,12 @@ export class SmsSender implements ChannelAdapter {
     try {
       sent = await provider.send(sendRequest, AbortSignal.timeout(this.timeoutMs));
     } catch (error) {
+      if (error instanceof SmsProviderError && !error.refused) {
+        // A 5xx or unreadable answer: the provider may have the message, so the marker stays and the retry checks first.
+        throw new Error(`${provider.name} answered the send with an error that does not say it was refused (${error.code}: ${error.message}); the retry checks before sending again`);
+      }
       if (error instanceof SmsProviderError) {
-        // The provider answered: nothing was sent, so a retry may send.
+        // The provider refused: nothing was sent, so a retry may send.
         await redis.del(markerKey);
         if (!error.retryable) throw new PermanentSendError(error.code, error.message);
         throw new RetryableSendError(error.code, `${error.message}; the send will be retried`);

@@ -119,6 +119,26 @@ describe('once-only SMS sends', () => {
     await expect(sender.send(request)).resolves.toMatchObject({ externalId: 'b3' });
   });
 
+  it('keeps the marker after a 502 from a proxy, so the retry asks Twilio before sending again', async () => {
+    const request = await queuedMessage('twilio');
+    twilioPost().reply(502, '<html>Bad Gateway</html>');
+    await expect(sender.send(request)).rejects.toThrow(/checks before sending again/);
+    const list = twilioList().reply(200, { messages: [{ sid: 'SMproxied', body: request.message.content.text, date_created: new Date().toUTCString() }] });
+    const again = twilioPost().reply(201, { sid: 'SMtwice' });
+    await expect(sender.send(request)).resolves.toMatchObject({ externalId: 'SMproxied' });
+    expect(list.isDone()).toBe(true);
+    expect(again.isDone()).toBe(false);
+  });
+
+  it('does not resend after an Aliyun 500: the outcome is unknown', async () => {
+    const request = await queuedMessage('aliyun');
+    nock('https://dysmsapi.aliyuncs.com').post('/').reply(500, { Code: 'InternalError', Message: 'oops' });
+    await expect(sender.send(request)).rejects.toThrow(/checks before sending again/);
+    const again = nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'OK', BizId: 'b9' });
+    expect(await sender.send(request).catch((e) => e)).toMatchObject({ code: 'send_outcome_unknown' });
+    expect(again.isDone()).toBe(false);
+  });
+
   it('makes a permanent failure of a refusal that no retry mends, with the provider code', async () => {
     const request = await queuedMessage('aliyun');
     nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'isv.MOBILE_NUMBER_ILLEGAL', Message: '非法手机号' });
