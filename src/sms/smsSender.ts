@@ -4,8 +4,9 @@
 // provider whether the message went out where it can be asked (Twilio); elsewhere the message fails
 // with `send_outcome_unknown` rather than risk sending it twice. Opted-out numbers are refused, and the
 // inbox's rate holds across every worker process (script takeSmsSendSlot).
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { PermanentSendError, RetryableSendError, type ChannelAdapter, type SendRequest, type SendResult } from '../../adapters/channelAdapter.ts';
+import { PermanentSendError, RetryableSendError, SendInFlightError, type ChannelAdapter, type SendRequest, type SendResult } from '../../adapters/channelAdapter.ts';
 import { SmsProviderError, type SmsProvider, type SmsSendRequest } from '../../adapters/sms/smsProvider.ts';
 import { smsProviders } from '../../adapters/sms/smsProviders.ts';
 import { runScript } from '../commands/index.ts';
@@ -21,6 +22,8 @@ const markerSeconds = 7 * 86_400;
 /** Twilio's limit for one message body (longer ones it refuses). */
 export const smsMaxTextLength = 1600;
 /** Failures that happen before a request leaves this host: nothing reached the provider. */
+/** Added to the send timeout before a `sending:` marker counts as abandoned (clock skew, a slow event loop). */
+const inFlightMarginMs = 5_000;
 const notSentCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ERR_INVALID_URL']);
 
 export interface SmsSenderDeps {
@@ -58,17 +61,26 @@ export class SmsSender implements ChannelAdapter {
       settings: { apiBaseUrl: settings.apiBaseUrl, templateVariable: settings.templateVariable, region: settings.region },
     };
 
+    // Markers: `sending:<ts>:<owner>` while a call may be in flight; `unknown:<ts>` once that call ended
+    // without a definite answer; `sent:<ids>` once the provider took it.
     const markerKey = keys.smsSendMarker(message.id);
     const marker = await redis.get(markerKey);
-    if (marker?.startsWith('sent:')) return this.recordSent(request, [marker.slice(5)]);
+    if (marker?.startsWith('sent:')) return this.recordSent(request, marker.slice(5).split(','));
     if (marker?.startsWith('sending:')) {
+      const age = Date.now() - Number(marker.split(':')[1]);
+      const limit = this.timeoutMs + inFlightMarginMs;
+      if (!(age >= limit)) {
+        throw new SendInFlightError(Math.max(1000, limit - age), 'another attempt is still waiting on the provider for this SMS; this one checks again later');
+      }
+    }
+    if (marker?.startsWith('sending:') || marker?.startsWith('unknown:')) {
       // A previous attempt got no answer: the provider may or may not have the message.
       if (!provider.findSent) {
         throw new PermanentSendError('send_outcome_unknown',
           `${provider.name} did not answer an earlier attempt to send this message, and cannot be asked whether it went out; `
           + 'it is not sent again so the customer never gets it twice. Check the provider console, and send it again if it is missing.');
       }
-      const found = await provider.findSent(sendRequest, new Date(Number(marker.slice(8))), AbortSignal.timeout(this.timeoutMs));
+      const found = await provider.findSent(sendRequest, new Date(Number(marker.split(':')[1])), AbortSignal.timeout(this.timeoutMs));
       if (found) {
         await redis.set(markerKey, `sent:${found}`, 'EX', markerSeconds);
         return this.recordSent(request, [found]);
@@ -78,16 +90,21 @@ export class SmsSender implements ChannelAdapter {
 
     await this.takeSendSlot(inbox.id, settings.sendsPerSecond);
     // Set before the call: from here on, only a provider's answer may clear it.
+    const startedAt = Date.now();
+    const mine = `sending:${startedAt}:${randomUUID()}`;
     const taken = marker
-      ? await redis.set(markerKey, `sending:${Date.now()}`, 'EX', markerSeconds, 'XX')
-      : await redis.set(markerKey, `sending:${Date.now()}`, 'EX', markerSeconds, 'NX');
-    if (taken !== 'OK') throw new Error('another process is sending this SMS; this attempt leaves it to that one');
+      ? await this.replaceMarker(markerKey, marker, mine)
+      : await redis.set(markerKey, mine, 'EX', markerSeconds, 'NX');
+    if (taken !== 'OK') throw new SendInFlightError(1000, 'another process is sending this SMS; this attempt leaves it to that one');
+    // The call ended without a definite answer: no longer in flight, outcome unknown.
+    const markUnknown = () => this.replaceMarker(markerKey, mine, `unknown:${startedAt}`);
 
     let sent;
     try {
       sent = await provider.send(sendRequest, AbortSignal.timeout(this.timeoutMs));
     } catch (error) {
       if (error instanceof SmsProviderError && !error.refused) {
+        await markUnknown();
         // A 5xx or unreadable answer: the provider may have the message, so the marker stays and the retry checks first.
         throw new Error(`${provider.name} answered the send with an error that does not say it was refused (${error.code}: ${error.message}); the retry checks before sending again`);
       }
@@ -101,10 +118,17 @@ export class SmsSender implements ChannelAdapter {
         await redis.del(markerKey);
         throw new Error(`${provider.name} could not be reached (${errorCode(error)}); the send will be retried`);
       }
+      await markUnknown();
       throw new Error(`${provider.name} did not answer the send (${(error as Error).name}: ${(error as Error).message}); the retry checks before sending again`);
     }
     await redis.set(markerKey, `sent:${sent.externalId}`, 'EX', markerSeconds);
     return this.recordSent(request, [sent.externalId, ...(sent.partIds ?? [])]);
+  }
+
+  /** Swaps the marker only if it still holds `expected` (another attempt may have taken it meanwhile). */
+  private async replaceMarker(key: string, expected: string, next: string): Promise<'OK' | null> {
+    const swapped = await runScript(this.deps.redis, 'replaceSmsSendMarker', [key], [expected, next, markerSeconds]);
+    return Number(swapped) === 1 ? 'OK' : null;
   }
 
   private get timeoutMs(): number {

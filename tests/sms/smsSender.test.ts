@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PermanentSendError, type SendRequest } from '../../adapters/channelAdapter.ts';
+import { PermanentSendError, SendInFlightError, type SendRequest } from '../../adapters/channelAdapter.ts';
 import { runScript } from '../../src/commands/index.ts';
 import type { InboxRecord } from '../../src/inboxes/inboxDirectory.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -137,6 +137,24 @@ describe('once-only SMS sends', () => {
     const again = nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'OK', BizId: 'b9' });
     expect(await sender.send(request).catch((e) => e)).toMatchObject({ code: 'send_outcome_unknown' });
     expect(again.isDone()).toBe(false);
+  });
+
+  it('leaves a send another attempt is still making alone: no call, no failure, marker untouched', async () => {
+    for (const provider of ['twilio', 'aliyun'] as const) {
+      const request = await queuedMessage(provider);
+      const inFlight = `sending:${Date.now()}:other-owner`;
+      await redis.set(keys.smsSendMarker(request.message.id), inFlight);
+      const failure = await sender.send(request).catch((e) => e);
+      expect(failure).toBeInstanceOf(SendInFlightError);
+      expect(await redis.get(keys.smsSendMarker(request.message.id))).toBe(inFlight);
+      expect(await status(request)).toBe('queued');
+    }
+  });
+
+  it('treats a sending marker older than the timeout plus margin as abandoned', async () => {
+    const request = await queuedMessage('aliyun');
+    await redis.set(keys.smsSendMarker(request.message.id), `sending:${Date.now() - 60_000}:gone`);
+    expect(await sender.send(request).catch((e) => e)).toMatchObject({ code: 'send_outcome_unknown' });
   });
 
   it('makes a permanent failure of a refusal that no retry mends, with the provider code', async () => {
