@@ -96,8 +96,12 @@ export interface SmsProvider {
   inboundAck: SmsAck;
   receiptAck: SmsAck;
   send(request: SmsSendRequest, signal: AbortSignal): Promise<SmsSent>;
-  /** After an unanswered send: the provider's id if it did take the message, else undefined. Only where the provider can be asked. */
-  findSent?(request: SmsSendRequest, since: Date, signal: AbortSignal): Promise<string | undefined>;
+  /**
+   * After an unanswered send: the provider's ids of messages that may be this one (same recipient and
+   * text, created since `since`), newest first; the core skips ids another message already owns. Only
+   * where the provider can be asked.
+   */
+  findSent?(request: SmsSendRequest, since: Date, signal: AbortSignal): Promise<string[]>;
 }
 
 /** Form fields with every value of a repeated key (providers sign them all). */

@@ -8,6 +8,8 @@ import {
 } from './smsProvider.ts';
 
 const defaultApiBase = 'https://api.twilio.com';
+/** How far Twilio's clock (and its whole-second date_created) may trail the send marker's time. */
+const clockSkewMs = 5_000;
 
 type TwilioCredentials = { accountSid: string; authToken: string; from?: string; messagingServiceSid?: string };
 
@@ -113,7 +115,7 @@ export class TwilioProvider implements SmsProvider {
    * Twilio lists messages newest first by To/From: the one with this body created since the attempt is
    * the one sent. (No DateSent filter: a message still queued has no date_sent yet.)
    */
-  async findSent(request: SmsSendRequest, since: Date, signal: AbortSignal): Promise<string | undefined> {
+  async findSent(request: SmsSendRequest, since: Date, signal: AbortSignal): Promise<string[]> {
     const c = request.credentials as TwilioCredentials;
     const query = new URLSearchParams({ To: request.to, PageSize: '100' });
     if (c.from && !c.messagingServiceSid) query.set('From', c.from);
@@ -124,8 +126,9 @@ export class TwilioProvider implements SmsProvider {
     if (!response.ok) throw new SmsProviderError(String(answer.code ?? response.status), `Twilio could not list messages: ${String(answer.message ?? response.status)}`, true);
     const messages = z.array(z.object({ sid: z.string(), body: z.string().nullable().optional(), date_created: z.string().nullable().optional() }).loose())
       .catch([]).parse(answer.messages);
-    const cutoff = since.getTime() - 60_000;
-    return messages.find((m) => m.body === request.text && (!m.date_created || Date.parse(m.date_created) >= cutoff))?.sid;
+    // date_created has whole seconds: a small skew for that and for clocks, no more (an older twin is not this one).
+    const cutoff = since.getTime() - clockSkewMs;
+    return messages.filter((m) => m.body === request.text && (!m.date_created || Date.parse(m.date_created) >= cutoff)).map((m) => m.sid);
   }
 
   private base(request: SmsSendRequest): string {

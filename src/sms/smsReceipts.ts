@@ -28,6 +28,11 @@ export class SmsReceipts {
     return this.applyTo(inboxId, messageId, receipt);
   }
 
+  /** The gateway message a provider id belongs to, if any. */
+  async messageFor(inboxId: string, externalId: string): Promise<string | null> {
+    return this.redis.get(this.keys.smsProviderMessage(inboxId, keyDigest(externalId)));
+  }
+
   /** The sender learned the provider's id(s) of a message: remember them, then apply any receipt that came first. */
   async remember(inboxId: string, messageId: string, externalIds: string[]): Promise<void> {
     const multi = this.redis.multi();

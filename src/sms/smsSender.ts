@@ -80,7 +80,13 @@ export class SmsSender implements ChannelAdapter {
           `${provider.name} did not answer an earlier attempt to send this message, and cannot be asked whether it went out; `
           + 'it is not sent again so the customer never gets it twice. Check the provider console, and send it again if it is missing.');
       }
-      const found = await provider.findSent(sendRequest, new Date(Number(marker.split(':')[1])), AbortSignal.timeout(this.timeoutMs));
+      const candidates = await provider.findSent(sendRequest, new Date(Number(marker.split(':')[1])), AbortSignal.timeout(this.timeoutMs));
+      // The same text to the same number twice: a sid another message already owns is that message's.
+      let found: string | undefined;
+      for (const sid of candidates) {
+        const owner = await this.deps.receipts.messageFor(inbox.id, sid);
+        if (!owner || owner === message.id) { found = sid; break; }
+      }
       if (found) {
         await redis.set(markerKey, `sent:${found}`, 'EX', markerSeconds);
         return this.recordSent(request, [found]);

@@ -89,6 +89,19 @@ describe('once-only SMS sends', () => {
     expect(await status(request)).toBe('sent');
   });
 
+  it('does not claim the sid of an earlier message with the same text to the same number', async () => {
+    const first = await queuedMessage('twilio', 'ok');
+    twilioPost().reply(201, { sid: 'SMfirst' });
+    await sender.send(first);
+    const request = await queuedMessage('twilio', 'ok');
+    twilioPost().delay(2000).reply(201, { sid: 'SMsecondOk' });
+    await expect(sender.send(request)).rejects.toThrow(/did not answer/);
+    twilioList().reply(200, { messages: [{ sid: 'SMfirst', body: 'ok', date_created: new Date().toUTCString() }] });
+    const again = twilioPost().reply(201, { sid: 'SMresent' });
+    await expect(sender.send(request)).resolves.toMatchObject({ externalId: 'SMresent' });
+    expect(again.isDone()).toBe(true);
+  });
+
   it('sends again when Twilio has no such message', async () => {
     const request = await queuedMessage('twilio');
     twilioPost().delay(2000).reply(201, { sid: 'SMlost' });
