@@ -91,6 +91,8 @@ export class VonageProvider implements SmsProvider {
     const failed = parts.find((p) => p.status !== '0');
     const ids = parts.map((p) => p['message-id']).filter((id): id is string => !!id);
     if (response.ok && parts.length && !failed && ids.length) return { externalId: ids[0]!, partIds: ids.slice(1) };
+    // Some parts went out: resending would repeat them, so the message counts as sent (its receipts tell the rest).
+    if (ids.length) return { externalId: ids[0]!, partIds: ids.slice(1) };
     const code = failed?.status ?? `http_${response.status}`;
     throw new SmsProviderError(code, `Vonage refused the message: status ${code}${failed?.['error-text'] ? ` (${failed['error-text']})` : ''}`,
       retryableStatus.has(code) || response.status >= 500 || response.status === 429, response.status < 500 && code !== '5');
