@@ -122,7 +122,9 @@ export async function createGateway(options: GatewayOptions) {
   };
   const smsOptOuts = new SmsOptOuts(redis, keys, settings.messageRetentionDays * 86400);
   const smsReceipts = new SmsReceipts(redis, keys, settings.messageRetentionDays * 86400);
-  adapters.sms = new SmsSender({ redis, keys, log, optOuts: smsOptOuts, receipts: smsReceipts, publicUrl });
+  adapters.sms = new SmsSender({
+    redis, keys, log, optOuts: smsOptOuts, receipts: smsReceipts, publicUrl, allowPrivateTargets: settings.providerPrivateTargets === 'allow',
+  });
   const mediaStore = new LocalFolderMediaStore(join(resolve(settings.dataDir), 'media'));
 
   const stoppers: (() => Promise<void>)[] = [];

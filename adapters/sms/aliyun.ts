@@ -5,7 +5,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import {
-  idString, jsonItems, nonEmpty, parsePayload, readProviderJson, SmsProviderError,
+  idString, jsonItems, nonEmpty, parsePayload, readProviderJson, SmsProviderError, apiBase,
   type SmsInbound, type SmsProvider, type SmsReceipt, type SmsSendRequest, type SmsSent, type SmsWebhook,
 } from './smsProvider.ts';
 
@@ -90,8 +90,8 @@ export class AliyunProvider implements SmsProvider {
       TemplateParam: JSON.stringify({ [request.settings.templateVariable]: request.text }), OutId: request.messageId,
     };
     params.Signature = aliyunSignature(c.accessKeySecret, 'POST', params);
-    const response = await fetch(`${(request.settings.apiBaseUrl ?? defaultApiBase).replace(/\/$/, '')}/`, {
-      method: 'POST', signal, body: new URLSearchParams(params), headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    const response = await fetch(`${apiBase(request.settings, defaultApiBase)}/`, {
+      method: 'POST', signal, redirect: 'error', body: new URLSearchParams(params), headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
     const answer = await readProviderJson(response, 'Aliyun');
     if (answer.Code === 'OK' && typeof answer.BizId === 'string') return { externalId: answer.BizId };

@@ -59,6 +59,11 @@ export interface SmsSettingsView {
   region?: string;
 }
 
+/** The provider API's base URL without a trailing slash: the inbox's apiBaseUrl, else the provider's own. */
+export function apiBase(settings: SmsSettingsView, defaultBase: string): string {
+  return (settings.apiBaseUrl ?? defaultBase).replace(/\/$/, '');
+}
+
 export interface SmsSent {
   externalId: string;
   /** Further provider ids of the same message (Vonage answers one id per part). */

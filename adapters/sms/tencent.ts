@@ -4,7 +4,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { z } from 'zod';
 import {
-  jsonItems, nonEmpty, parsePayload, readProviderJson, SmsProviderError,
+  jsonItems, nonEmpty, parsePayload, readProviderJson, SmsProviderError, apiBase,
   type SmsInbound, type SmsProvider, type SmsReceipt, type SmsSendRequest, type SmsSent, type SmsWebhook,
 } from './smsProvider.ts';
 import { keyDigest } from '../../src/ids.ts';
@@ -70,7 +70,7 @@ export class TencentProvider implements SmsProvider {
 
   async send(request: SmsSendRequest, signal: AbortSignal): Promise<SmsSent> {
     const c = request.credentials as TencentCredentials;
-    const base = (request.settings.apiBaseUrl ?? defaultApiBase).replace(/\/$/, '');
+    const base = apiBase(request.settings, defaultApiBase);
     const payload = JSON.stringify({
       PhoneNumberSet: [request.to], SmsSdkAppId: c.sdkAppId, TemplateId: c.templateId, SignName: c.signName,
       TemplateParamSet: [request.text], SessionContext: request.messageId,
@@ -78,7 +78,7 @@ export class TencentProvider implements SmsProvider {
     const timestamp = Math.floor(Date.now() / 1000);
     const host = new URL(base).host;
     const response = await fetch(`${base}/`, {
-      method: 'POST', signal, body: payload,
+      method: 'POST', signal, redirect: 'error', body: payload,
       headers: {
         'content-type': 'application/json; charset=utf-8', 'x-tc-action': 'SendSms', 'x-tc-version': '2021-01-11',
         'x-tc-timestamp': String(timestamp), 'x-tc-region': request.settings.region ?? 'ap-guangzhou',

@@ -4,7 +4,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import {
-  flatFields, nonEmpty, parsePayload, readProviderJson, SmsProviderError,
+  flatFields, nonEmpty, parsePayload, readProviderJson, SmsProviderError, apiBase,
   type SmsInbound, type SmsProvider, type SmsReceipt, type SmsReceiptStatus, type SmsSendRequest, type SmsSent, type SmsWebhook,
 } from './smsProvider.ts';
 import { smsSegments } from './smsSegments.ts';
@@ -82,8 +82,8 @@ export class VonageProvider implements SmsProvider {
       'client-ref': request.messageId, callback: request.statusUrl, 'status-report-req': '1',
     });
     if (smsSegments(request.text).encoding === 'UCS-2') form.set('type', 'unicode');
-    const response = await fetch(`${(request.settings.apiBaseUrl ?? defaultApiBase).replace(/\/$/, '')}/sms/json`, {
-      method: 'POST', signal, body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    const response = await fetch(`${apiBase(request.settings, defaultApiBase)}/sms/json`, {
+      method: 'POST', signal, redirect: 'error', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
     const answer = await readProviderJson(response, 'Vonage');
     const parts = z.array(z.object({ status: z.string(), 'message-id': z.string().optional(), 'error-text': z.string().optional() }).loose())

@@ -10,6 +10,7 @@ import { PermanentSendError, RetryableSendError, SendInFlightError, type Channel
 import { SmsProviderError, type SmsProvider, type SmsSendRequest } from '../../adapters/sms/smsProvider.ts';
 import { smsProviders } from '../../adapters/sms/smsProviders.ts';
 import { runScript } from '../commands/index.ts';
+import { checkWebhookTarget, WebhookTargetError } from '../events/webhookTarget.ts';
 import { credentialSchemaFor, inboxTypes, providerUrls } from '../inboxes/inboxTypes.ts';
 import type { Logger } from '../logger.ts';
 import { updateMessageStatus } from '../outbound/outboundWorker.ts';
@@ -30,6 +31,8 @@ export interface SmsSenderDeps {
   redis: Redis; keys: Keyspace; log: Logger; optOuts: SmsOptOuts; receipts: SmsReceipts; publicUrl: string;
   /** How long to wait for the provider's answer before treating the outcome as unknown. */
   sendTimeoutMs?: number;
+  /** Whether an inbox's apiBaseUrl may name a loopback or private address (GATEWAY_PROVIDER_PRIVATE_TARGETS). */
+  allowPrivateTargets?: boolean;
   providers?: Record<string, SmsProvider>;
 }
 
@@ -63,6 +66,8 @@ export class SmsSender implements ChannelAdapter {
 
     // Markers: `sending:<ts>:<owner>` while a call may be in flight; `unknown:<ts>` once that call ended
     // without a definite answer; `sent:<ids>` once the provider took it.
+    if (settings.apiBaseUrl) await this.checkProviderUrl(settings.apiBaseUrl);
+
     const markerKey = keys.smsSendMarker(message.id);
     const marker = await redis.get(markerKey);
     if (marker?.startsWith('sent:')) return this.recordSent(request, marker.slice(5).split(','));
@@ -129,6 +134,18 @@ export class SmsSender implements ChannelAdapter {
     }
     await redis.set(markerKey, `sent:${sent.externalId}`, 'EX', markerSeconds);
     return this.recordSent(request, [sent.externalId, ...(sent.partIds ?? [])]);
+  }
+
+  /** A tenant sets apiBaseUrl: it must not lead the gateway's provider calls to its own network (checked before send and findSent). */
+  private async checkProviderUrl(base: string): Promise<void> {
+    try {
+      await checkWebhookTarget(base, this.deps.allowPrivateTargets ?? false);
+    } catch (error) {
+      if (error instanceof WebhookTargetError) {
+        throw new PermanentSendError('provider_url_refused', `The inbox's apiBaseUrl is refused: ${error.message}.`);
+      }
+      throw new Error(`The inbox's apiBaseUrl cannot be checked (${(error as Error).message}); the send will be retried`);
+    }
   }
 
   /** Swaps the marker only if it still holds `expected` (another attempt may have taken it meanwhile). */

@@ -170,6 +170,22 @@ describe('once-only SMS sends', () => {
     expect(await sender.send(request).catch((e) => e)).toMatchObject({ code: 'send_outcome_unknown' });
   });
 
+  it('refuses an apiBaseUrl on a private address before calling it (unless private targets are allowed)', async () => {
+    const request = await queuedMessage('twilio');
+    request.inbox.settings = { ...request.inbox.settings, apiBaseUrl: 'http://127.0.0.1:9/' };
+    const internal = nock('http://127.0.0.1:9').post(/.*/).reply(201, { sid: 'SMinternal' });
+    expect(await sender.send(request).catch((e) => e)).toMatchObject({ code: 'provider_url_refused' });
+    expect(internal.isDone()).toBe(false);
+    expect(await redis.get(keys.smsSendMarker(request.message.id))).toBeNull();
+    nock.cleanAll();
+    const allowing = new SmsSender({
+      redis, keys, log: createLogger('silent'), optOuts: new SmsOptOuts(redis, keys, 3600), receipts,
+      publicUrl: 'https://gw.example.com', sendTimeoutMs: 150, allowPrivateTargets: true,
+    });
+    nock('http://127.0.0.1:9').post('/2010-04-01/Accounts/AC1/Messages.json').reply(201, { sid: 'SMlocal' });
+    await expect(allowing.send(request)).resolves.toMatchObject({ externalId: 'SMlocal' });
+  });
+
   it('makes a permanent failure of a refusal that no retry mends, with the provider code', async () => {
     const request = await queuedMessage('aliyun');
     nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'isv.MOBILE_NUMBER_ILLEGAL', Message: '非法手机号' });
