@@ -1,7 +1,7 @@
 // The SMS provider URLs: inbound messages (`/sms/{inboxId}/inbound`) and delivery receipts
 // (`/sms/{inboxId}/status`) for whichever provider the inbox names. Each webhook is verified (the
 // provider's signature, or the URL's per-inbox token for providers that sign nothing), parsed whole
-// (a batch with one bad item is refused whole), and answered the way its provider expects only once
+// (a lone bad push is refused; in a batch, an item whose sender is no phone number is skipped), and answered the way its provider expects only once
 // its messages are durably queued and its opt-outs and receipts recorded. Also the agent's segment count.
 import type { Context } from 'koa';
 import { z } from 'zod';
@@ -13,7 +13,7 @@ import { badRequest, HttpError, notFound } from '../http/errors.ts';
 import type { InboxDirectory, InboxRecord } from '../inboxes/inboxDirectory.ts';
 import { inboxTypes } from '../inboxes/inboxTypes.ts';
 import type { InboundAcceptor } from '../ingest/acceptInbound.ts';
-import type { Logger } from '../logger.ts';
+import { maskPersonalData, type Logger } from '../logger.ts';
 import type { InboundMessage } from '../schema/message.ts';
 import { ownNumber, toE164 } from './phoneNumbers.ts';
 import { optOutKeyword, type SmsOptOuts } from './smsOptOut.ts';
@@ -110,7 +110,18 @@ export class SmsChannel {
         for (const receipt of provider.parseReceipts(webhook)) await this.deps.receipts.apply(inbox.id, receipt);
         return this.ack(ctx, provider.receiptAck);
       }
-      const messages = provider.parseInbound(webhook).map((m, i) => this.normalize(inbox, settings, m, i));
+      const parsed = provider.parseInbound(webhook);
+      const messages: InboundMessage[] = [];
+      for (const [i, m] of parsed.entries()) {
+        try {
+          messages.push(this.normalize(inbox, settings, m, i));
+        } catch (error) {
+          // One junk sender must not make the provider retry (and finally drop) a whole batch; a lone bad push is a 400.
+          if (!(error instanceof SmsPayloadError) || parsed.length === 1) throw error;
+          this.deps.log.warn({ inboxId: inbox.id, provider: provider.name, index: i, from: maskPersonalData(m.from.slice(0, 40)) },
+            'skipped an SMS in a batch push: the sender is not a phone number');
+        }
+      }
       await Promise.all(messages.map((m) => this.deps.acceptor.accept(m)));
       for (const m of messages) {
         const keyword = optOutKeyword(m.content.text ?? '');
@@ -136,13 +147,13 @@ export class SmsChannel {
   }
 
   private normalize(inbox: InboxRecord, settings: SmsSettings, m: SmsInbound, index: number): InboundMessage {
-    const from = toE164(m.from, { defaultRegion: settings.defaultRegion, countryCode: m.fromCountryCode });
+    const from = toE164(m.from, { defaultRegion: defaultRegion(settings), countryCode: m.fromCountryCode });
     if (!from) throw new SmsPayloadError(`message ${index}: the sender is not a phone number`);
     const attachments = (m.attachments ?? []).map((a) => ({ url: a.url, contentType: a.contentType }));
     const type = !attachments.length ? 'text' : attachments.every((a) => a.contentType.startsWith('image/')) ? 'image' : 'file';
     return {
       accountId: inbox.accountId, inboxId: inbox.id, channel: 'sms', externalId: m.externalId.slice(0, 1000),
-      from: { channelId: from }, to: { channelId: ownNumber(m.to, settings.defaultRegion) || inbox.id }, sentAt: m.sentAt,
+      from: { channelId: from }, to: { channelId: ownNumber(m.to, defaultRegion(settings)) || inbox.id }, sentAt: m.sentAt,
       content: { type, text: m.text, ...(attachments.length ? { attachments } : {}) },
     };
   }
@@ -153,4 +164,9 @@ export class SmsChannel {
     if (ack.type) ctx.type = ack.type;
     return ack.body;
   }
+}
+
+/** National numbers read in the inbox's region; Aliyun and Tencent carry mainland numbers in national form, so CN unless set. */
+function defaultRegion(settings: SmsSettings): string | undefined {
+  return settings.defaultRegion ?? (settings.provider === 'aliyun' || settings.provider === 'tencent' ? 'CN' : undefined);
 }

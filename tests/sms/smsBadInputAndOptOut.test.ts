@@ -97,4 +97,20 @@ describe('SMS bad input and opt-out', () => {
     const history = await t.api('GET', `/api/v1/accounts/${tenant.accountId}/conversations/${conversation.id}/messages`, { key: tenant.apiKey });
     expect((history.body.items as any[]).filter((m) => m.direction === 'inbound').map((m) => m.content.text)).toEqual(['Hello, my order?', ' 退订 ', 'STOP', '订阅']);
   });
+
+  it('reads Aliyun national numbers as CN without a defaultRegion, and skips a junk sender inside a batch', async () => {
+    const created = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/inboxes`, {
+      key: tenant.apiKey, body: { type: 'sms', name: 'Aliyun, no region', credentials: { accessKeyId: 'k', accessKeySecret: 's', signName: '商店', templateCode: 'SMS_1' }, settings: { provider: 'aliyun' } },
+    });
+    expect(created.status).toBe(201);
+    const url = path(created.body.urls.inboundUrl);
+    const good = { phone_number: '13900005678', content: 'from the batch', send_time: '2024-05-01 12:00:00', sequence_id: 'b-1' };
+    const batch = await post(url, JSON.stringify([good, { ...good, phone_number: 'ALIBABA', sequence_id: 'b-2' }]));
+    expect(batch.status).toBe(200);
+    const conversation = await waitFor(async () => ((await t.api('GET', `/api/v1/accounts/${tenant.accountId}/conversations?limit=100`, { key: tenant.apiKey })).body.items as any[])
+      .filter((c) => c.inboxId === created.body.id), (c) => c.length > 0, 'the batch conversation');
+    expect(conversation).toHaveLength(1);
+    const contact = await t.api('GET', `/api/v1/accounts/${tenant.accountId}/contacts/${conversation[0].contactId}`, { key: tenant.apiKey });
+    expect(JSON.stringify(contact.body)).toContain('+8613900005678');
+  });
 });
