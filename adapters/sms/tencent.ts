@@ -14,7 +14,7 @@ type TencentCredentials = { secretId: string; secretKey: string; sdkAppId: strin
 
 const digits = z.union([z.string().regex(/^\+?\d{1,20}$/), z.number().int().nonnegative()]).transform((v) => String(v).replace(/^\+/, ''));
 const reply = z.object({
-  mobile: digits, nationcode: digits.default('86'), text: z.string(), time: z.union([z.number(), z.string().regex(/^\d+$/)]).transform(Number).optional(),
+  mobile: digits, nationcode: digits.default('86'), text: z.string(), time: z.union([z.number(), z.string().regex(/^\d+$/)]).transform(Number),
   extend: z.string().optional(), sign: z.string().optional(),
 }).loose();
 const status = z.object({
@@ -47,13 +47,13 @@ export class TencentProvider implements SmsProvider {
   signs(): boolean { return false; }
   verify(): boolean { return false; }
 
-  /** A reply callback has no id: the sender, its time and the text name it, so a repeated push is the same message. */
+  /** A reply callback has no id: the sender, its time and the text name it, so a repeated push is the same message (hence `time` is required: without it, "1" twice would be one message). */
   parseInbound(webhook: SmsWebhook): SmsInbound[] {
     return jsonItems(webhook.rawBody, 'Tencent reply callback').map((item, i) => {
       const r = parsePayload(reply, item, `Tencent reply callback [${i}]`);
-      const sentAt = r.time ? new Date(r.time * 1000).toISOString() : new Date().toISOString();
+      const sentAt = new Date(r.time * 1000).toISOString();
       return {
-        externalId: `${r.nationcode}-${r.mobile}-${r.time ?? ''}-${keyDigest(r.text)}`, from: r.mobile, fromCountryCode: r.nationcode,
+        externalId: `${r.nationcode}-${r.mobile}-${r.time}-${keyDigest(r.text)}`, from: r.mobile, fromCountryCode: r.nationcode,
         to: r.extend || r.sign || 'tencent', text: r.text, sentAt,
       };
     });

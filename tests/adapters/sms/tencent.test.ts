@@ -27,6 +27,10 @@ describe('Tencent reply callback', () => {
   it('refuses a reply without a mobile', () => {
     expect(() => tencent.parseInbound(json({ nationcode: '86', text: 'hi', time: 1 }))).toThrow(SmsPayloadError);
   });
+
+  it('refuses a reply without a time: without it, the same short text twice would be one message', () => {
+    expect(() => tencent.parseInbound(json({ mobile: '13711112222', nationcode: '86', text: '1' }))).toThrow(/time/);
+  });
 });
 
 describe('Tencent status callback', () => {
