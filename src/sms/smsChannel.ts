@@ -47,13 +47,13 @@ export class SmsChannel {
 
   registerRoutes(api: ApiRegistry): void {
     api.add({
-      method: 'post', path: '/sms/:inboxId/inbound', tag: 'Providers', auth: 'provider',
+      method: 'post', path: '/sms/:inboxId/inbound', tag: 'Providers', auth: 'provider', bodyLimitBytes: smsMaxWebhookBytes,
       produces: "the provider's ack: Twilio empty TwiML, Aliyun {\"code\":0}, Tencent {\"result\":0}, Vonage 204",
       summary: 'Inbound SMS (the inbox says which provider); Aliyun, Tencent and unsigned Vonage need ?token= from the inbox URLs',
       handler: async (ctx, { params }) => this.receive(ctx, params.inboxId!, 'inbound'),
     });
     api.add({
-      method: 'post', path: '/sms/:inboxId/status', tag: 'Providers', auth: 'provider', produces: "the provider's ack (as for inbound)",
+      method: 'post', path: '/sms/:inboxId/status', tag: 'Providers', auth: 'provider', bodyLimitBytes: smsMaxWebhookBytes, produces: "the provider's ack (as for inbound)",
       summary: 'SMS delivery receipts: move a reply sent → delivered / failed, never backwards',
       handler: async (ctx, { params }) => this.receive(ctx, params.inboxId!, 'status'),
     });
@@ -102,10 +102,10 @@ export class SmsChannel {
       query: Object.fromEntries(Object.entries(ctx.query).filter(([k]) => k !== 'token').map(([k, v]) => [k, Array.isArray(v) ? v[0] ?? '' : v ?? ''])),
       headers: ctx.headers,
     };
-    this.authenticate(webhook, ctx.query.token, settings, credentials, provider);
-    if (!raw.length) throw badRequest('the body is empty');
-
     try {
+      // Inside the try: a signed provider's body is parsed to verify it, and a body that does not parse is a 400.
+      this.authenticate(webhook, ctx.query.token, settings, credentials, provider);
+      if (!raw.length) throw badRequest('the body is empty');
       if (kind === 'status') {
         for (const receipt of provider.parseReceipts(webhook)) await this.deps.receipts.apply(inbox.id, receipt);
         return this.ack(ctx, provider.receiptAck);

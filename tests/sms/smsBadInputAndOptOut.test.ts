@@ -39,6 +39,9 @@ describe('SMS bad input and opt-out', () => {
       ['Aliyun sender that is no phone number', () => post(aliyunPath, JSON.stringify([{ ...item, phone_number: 'ALIBABA' }])), 400, 'invalid_request'],
       ['Aliyun empty body', () => post(aliyunPath, ''), 400, 'invalid_request'],
       ['a 2 MB body', () => post(aliyunPath, JSON.stringify([{ ...item, content: 'x'.repeat(2 * 1024 * 1024) }])), 413, 'payload_too_large'],
+      ['a body over the SMS limit, refused before it is read', () => post(aliyunPath, 'x'.repeat(600 * 1024)), 413, 'payload_too_large'],
+      ['signed Vonage with a JSON array under text/json', () => post(path(inboxes.vonage.urls.inboundUrl), '[1,2]', 'text/json'), 400, 'invalid_request'],
+      ['signed Vonage with bad JSON under text/json', () => post(path(inboxes.vonage.urls.inboundUrl), '{oops', 'text/json'), 400, 'invalid_request'],
       ['an unknown inbox', () => post('/sms/inb_unknown/inbound', JSON.stringify([item])), 404, 'not_found'],
       ['an unknown inbox (status)', () => post('/sms/inb_unknown/status', '[]'), 404, 'not_found'],
       ['a receipt without its token', () => post(path(inboxes.tencent.urls.statusUrl).replace(/\?token=.*$/, ''), '[]'), 401, 'missing_token'],
@@ -48,6 +51,7 @@ describe('SMS bad input and opt-out', () => {
       const r = await send();
       expect(r.status, what).toBe(status);
       expect(r.body.error.code, what).toBe(code);
+      if (what.includes('before it is read')) expect(r.body.error.message, what).toMatch(/larger than 524288 bytes/);
       expect(JSON.stringify(r.body), what).not.toMatch(/at \w+ \(|node_modules/);
     }
     // A Twilio sender that is no phone number, correctly signed.
