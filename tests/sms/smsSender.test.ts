@@ -219,6 +219,22 @@ describe('once-only SMS sends', () => {
     expect(await receipts.apply('inb_twilio', { externalId: 'SMearly', status: 'sent' })).toBe('unchanged');
   });
 
+  it('keeps an early receipt that names our own id (Aliyun out_id) until the send is answered, so message.sent comes first', async () => {
+    const request = await queuedMessage('aliyun');
+    expect(await receipts.apply('inb_aliyun', { messageId: request.message.id, externalId: 'bizEarly', status: 'delivered' })).toBe('early');
+    const other = await queuedMessage('aliyun');
+    expect(await receipts.apply('inb_aliyun', { messageId: other.message.id, status: 'delivered' })).toBe('early');
+    expect(await status(request)).toBe('queued');
+    nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'OK', BizId: 'bizEarly' });
+    await sender.send(request);
+    nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'OK', BizId: 'bizOther' });
+    await sender.send(other);
+    for (const r of [request, other]) {
+      expect(await status(r)).toBe('delivered');
+      expect((await eventTypes()).filter((e) => e.data.id === r.message.id).map((e) => e.type)).toEqual(['message.sent', 'message.delivered']);
+    }
+  });
+
   it("ignores a receipt naming another inbox's message", async () => {
     const request = await queuedMessage('aliyun');
     expect(await receipts.apply('inb_twilio', { messageId: request.message.id, status: 'delivered' })).toBe('unknown');
