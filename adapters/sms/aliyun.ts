@@ -51,7 +51,8 @@ export function aliyunPhoneNumber(e164: string): string {
   return e164.replace(/^\+/, '');
 }
 
-const retryableCodes = /^(isp\.|Throttling|isv\.BUSINESS_LIMIT_CONTROL|ServiceUnavailable|InternalError)/;
+/** Codes a retry can mend (Aliyun's own faults, throttling); other isp.* codes (isp.RAM_PERMISSION_DENY, ...) are permanent. */
+const retryableCodes = /^(isp\.SYSTEM_ERROR$|isp\.GATEWAY_ERROR$|Throttling|isv\.BUSINESS_LIMIT_CONTROL$|ServiceUnavailable|InternalError)/;
 
 export class AliyunProvider implements SmsProvider {
   readonly name = 'aliyun' as const;

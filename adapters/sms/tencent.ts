@@ -36,7 +36,12 @@ export function tc3Authorization(input: { secretId: string; secretKey: string; h
   return `TC3-HMAC-SHA256 Credential=${input.secretId}/${scope}, SignedHeaders=content-type;host, Signature=${signature}`;
 }
 
-const retryableCodes = /^(LimitExceeded|InternalError|RequestLimitExceeded)/;
+/**
+ * Codes a quick retry can mend: Tencent's own errors, API throttling, the 30-second per-number gap.
+ * Everything else is permanent, the hourly and daily per-number caps (LimitExceeded.PhoneNumberOneHourLimit,
+ * ...DailyLimit) included: the job's retries would be over long before the cap resets.
+ */
+const retryableCodes = /^(InternalError|RequestLimitExceeded|LimitExceeded\.PhoneNumberThirtySecondLimit$)/;
 
 export class TencentProvider implements SmsProvider {
   readonly name = 'tencent' as const;

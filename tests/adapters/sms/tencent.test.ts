@@ -75,5 +75,7 @@ describe('Tencent SendSms', () => {
     expect(await tencent.send(sendRequest(), AbortSignal.timeout(5000)).catch((e) => e)).toMatchObject({ code: 'InvalidParameterValue.IncorrectPhoneNumber', retryable: false });
     nock('https://sms.tencentcloudapi.com').post('/').reply(200, { Response: { Error: { Code: 'LimitExceeded.PhoneNumberThirtySecondLimit', Message: 'too often' }, RequestId: 'r' } });
     expect(await tencent.send(sendRequest(), AbortSignal.timeout(5000)).catch((e) => e)).toMatchObject({ code: 'LimitExceeded.PhoneNumberThirtySecondLimit', retryable: true });
+    nock('https://sms.tencentcloudapi.com').post('/').reply(200, { Response: { Error: { Code: 'LimitExceeded.PhoneNumberDailyLimit', Message: 'daily cap' }, RequestId: 'r' } });
+    expect(await tencent.send(sendRequest(), AbortSignal.timeout(5000)).catch((e) => e)).toMatchObject({ code: 'LimitExceeded.PhoneNumberDailyLimit', retryable: false });
   });
 });
