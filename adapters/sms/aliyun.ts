@@ -57,7 +57,7 @@ const retryableCodes = /^(isp\.SYSTEM_ERROR$|isp\.GATEWAY_ERROR$|Throttling|isv\
 export class AliyunProvider implements SmsProvider {
   readonly name = 'aliyun' as const;
   readonly authentication = 'urlToken' as const;
-  readonly inboundAck = { status: 200, type: 'application/json', body: JSON.stringify({ code: 0, msg: '接收成功' }) };
+  readonly inboundAck = { type: 'application/json', body: JSON.stringify({ code: 0, msg: '接收成功' }) };
   readonly receiptAck = this.inboundAck;
 
   signs(): boolean { return false; }

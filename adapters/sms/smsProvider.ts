@@ -85,8 +85,8 @@ export class SmsProviderError extends Error {
 /** A webhook that is not what the provider sends: a 400 with this reason. */
 export class SmsPayloadError extends Error {}
 
-/** What a provider expects back once a webhook is taken. */
-export interface SmsAck { status: number; type?: string; body?: string }
+/** What a provider expects back once a webhook is taken: this body (answered 200), or none (204). */
+export interface SmsAck { type?: string; body?: string }
 
 export interface SmsProvider {
   readonly name: SmsProviderName;

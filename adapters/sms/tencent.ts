@@ -46,7 +46,7 @@ const retryableCodes = /^(InternalError|RequestLimitExceeded|LimitExceeded\.Phon
 export class TencentProvider implements SmsProvider {
   readonly name = 'tencent' as const;
   readonly authentication = 'urlToken' as const;
-  readonly inboundAck = { status: 200, type: 'application/json', body: JSON.stringify({ result: 0, errmsg: 'OK' }) };
+  readonly inboundAck = { type: 'application/json', body: JSON.stringify({ result: 0, errmsg: 'OK' }) };
   readonly receiptAck = this.inboundAck;
 
   signs(): boolean { return false; }

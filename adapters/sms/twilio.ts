@@ -51,8 +51,8 @@ const permanentCodes = new Set([21211, 21408, 21610, 21612, 21614, 21606, 21659,
 export class TwilioProvider implements SmsProvider {
   readonly name = 'twilio' as const;
   readonly authentication = 'signature' as const;
-  readonly inboundAck = { status: 200, type: 'text/xml', body: '<?xml version="1.0" encoding="UTF-8"?><Response></Response>' };
-  readonly receiptAck = { status: 204 };
+  readonly inboundAck = { type: 'text/xml', body: '<?xml version="1.0" encoding="UTF-8"?><Response></Response>' };
+  readonly receiptAck = {};
 
   signs(): boolean { return true; }
 

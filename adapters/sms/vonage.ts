@@ -43,8 +43,8 @@ const retryableStatus = new Set(['1', '5', '13']);
 export class VonageProvider implements SmsProvider {
   readonly name = 'vonage' as const;
   readonly authentication = 'signatureOrUrlToken' as const;
-  readonly inboundAck = { status: 204 };
-  readonly receiptAck = { status: 204 };
+  readonly inboundAck = {};
+  readonly receiptAck = {};
 
   signs(credentials: Record<string, unknown>): boolean {
     return typeof credentials.signatureSecret === 'string' && credentials.signatureSecret.length > 0;

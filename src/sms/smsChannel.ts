@@ -5,7 +5,7 @@
 // its messages are durably queued and its opt-outs and receipts recorded. Also the agent's segment count.
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { SmsPayloadError, type SmsInbound, type SmsProvider, type SmsWebhook } from '../../adapters/sms/smsProvider.ts';
+import { SmsPayloadError, type SmsAck, type SmsInbound, type SmsProvider, type SmsWebhook } from '../../adapters/sms/smsProvider.ts';
 import { smsProviders } from '../../adapters/sms/smsProviders.ts';
 import { smsSegments } from '../../adapters/sms/smsSegments.ts';
 import type { ApiRegistry } from '../http/apiRoutes.ts';
@@ -158,7 +158,7 @@ export class SmsChannel {
     };
   }
 
-  private ack(ctx: Context, ack: { status: number; type?: string; body?: string }): string | undefined {
+  private ack(ctx: Context, ack: SmsAck): string | undefined {
     // No body: the route answers 204.
     if (ack.body === undefined) return undefined;
     if (ack.type) ctx.type = ack.type;

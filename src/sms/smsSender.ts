@@ -132,8 +132,10 @@ export class SmsSender implements ChannelAdapter {
       await markUnknown();
       throw new Error(`${provider.name} did not answer the send (${(error as Error).name}: ${(error as Error).message}); the retry checks before sending again`);
     }
-    await redis.set(markerKey, `sent:${sent.externalId}`, 'EX', markerSeconds);
-    return this.recordSent(request, [sent.externalId, ...(sent.partIds ?? [])]);
+    // Every id (Vonage: one per part), so a retry that finds this marker maps every part's receipts.
+    const ids = [sent.externalId, ...(sent.partIds ?? [])];
+    await redis.set(markerKey, `sent:${ids.join(',')}`, 'EX', markerSeconds);
+    return this.recordSent(request, ids);
   }
 
   /** A tenant sets apiBaseUrl: it must not lead the gateway's provider calls to its own network (checked before send and findSent). */

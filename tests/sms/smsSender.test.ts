@@ -8,6 +8,7 @@ import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PermanentSendError, SendInFlightError, type SendRequest } from '../../adapters/channelAdapter.ts';
 import { runScript } from '../../src/commands/index.ts';
+import { keyDigest } from '../../src/ids.ts';
 import type { InboxRecord } from '../../src/inboxes/inboxDirectory.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createRedis } from '../../src/redis/connection.ts';
@@ -26,9 +27,10 @@ let sender: SmsSender;
 const credentials = {
   twilio: { accountSid: 'AC1', authToken: 'tok', from: '+15005550006' },
   aliyun: { accessKeyId: 'k', accessKeySecret: 's', signName: '商店', templateCode: 'SMS_1' },
+  vonage: { apiKey: 'vk', apiSecret: 'vs', from: 'Shop' },
 };
 
-function inbox(provider: 'twilio' | 'aliyun'): InboxRecord {
+function inbox(provider: 'twilio' | 'aliyun' | 'vonage'): InboxRecord {
   return {
     id: `inb_${provider}`, accountId: 'acc_1', type: 'sms', name: provider, enabled: true,
     settings: { provider, urlToken: 'u'.repeat(32), sendsPerSecond: 1000 }, credentialNames: [], sealedCredentials: '', createdAt: '', updatedAt: '',
@@ -36,7 +38,7 @@ function inbox(provider: 'twilio' | 'aliyun'): InboxRecord {
 }
 
 /** A stored outbound message (status queued) in its conversation, as createOutboundMessage leaves it. */
-async function queuedMessage(provider: 'twilio' | 'aliyun', text = 'Your parcel is on its way'): Promise<SendRequest> {
+async function queuedMessage(provider: 'twilio' | 'aliyun' | 'vonage', text = 'Your parcel is on its way'): Promise<SendRequest> {
   const id = `msg_${randomBytes(6).toString('hex')}`;
   const conversationId = `cv_${id}`;
   const message = {
@@ -233,6 +235,17 @@ describe('once-only SMS sends', () => {
       expect(await status(r)).toBe('delivered');
       expect((await eventTypes()).filter((e) => e.data.id === r.message.id).map((e) => e.type)).toEqual(['message.sent', 'message.delivered']);
     }
+  });
+
+  it('keeps every part id in the sent marker, so a redelivered job maps every part', async () => {
+    const request = await queuedMessage('vonage');
+    nock('https://rest.nexmo.com').post('/sms/json').reply(200, { messages: [{ status: '0', 'message-id': 'P1' }, { status: '0', 'message-id': 'P2' }] });
+    await sender.send(request);
+    expect(await redis.get(keys.smsSendMarker(request.message.id))).toBe('sent:P1,P2');
+    // The mappings gone (a crash after the provider answered): the redelivery restores both from the marker.
+    await redis.del(keys.smsProviderMessage('inb_vonage', keyDigest('P1')), keys.smsProviderMessage('inb_vonage', keyDigest('P2')));
+    await expect(sender.send(request)).resolves.toMatchObject({ externalId: 'P1' });
+    expect(await receipts.messageFor('inb_vonage', 'P2')).toBe(request.message.id);
   });
 
   it("ignores a receipt naming another inbox's message", async () => {
