@@ -161,7 +161,7 @@ export async function createGateway(options: GatewayOptions) {
     visitorChannel.registerRoutes(registry);
     new WechatChannel({ inboxes, acceptor, log }).registerRoutes(registry);
     new WechatpayChannel({ inboxes, acceptor, log, certificates: new PlatformCertificates(redis, keys, log) }).registerRoutes(registry);
-    new SmsChannel({ inboxes, acceptor, optOuts: smsOptOuts, receipts: smsReceipts, publicUrl, log }).registerRoutes(registry);
+    new SmsChannel({ inboxes, acceptor, optOuts: smsOptOuts, receipts: smsReceipts, publicUrl, log, maxBodyBytes: settings.bodyLimitBytes }).registerRoutes(registry);
     new EmailWebhookChannel({ acceptor, media: mediaStore, redis, keys, inboxes, log }).registerRoutes(registry);
     registerDemoRoutes(registry, services, publicUrl);
     registerAgentConsoleRoute(registry);

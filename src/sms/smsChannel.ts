@@ -43,17 +43,20 @@ export class SmsChannel {
 
   constructor(private readonly deps: {
     inboxes: InboxDirectory; acceptor: InboundAcceptor; optOuts: SmsOptOuts; receipts: SmsReceipts; publicUrl: string; log: Logger;
+    /** The gateway's own body limit (GATEWAY_BODY_LIMIT): SMS routes never take more than it either. */
+    maxBodyBytes?: number;
   }) {}
 
   registerRoutes(api: ApiRegistry): void {
+    const bodyLimitBytes = Math.min(smsMaxWebhookBytes, this.deps.maxBodyBytes ?? smsMaxWebhookBytes);
     api.add({
-      method: 'post', path: '/sms/:inboxId/inbound', tag: 'Providers', auth: 'provider', bodyLimitBytes: smsMaxWebhookBytes,
+      method: 'post', path: '/sms/:inboxId/inbound', tag: 'Providers', auth: 'provider', bodyLimitBytes,
       produces: "the provider's ack: Twilio empty TwiML, Aliyun {\"code\":0}, Tencent {\"result\":0}, Vonage 204",
       summary: 'Inbound SMS (the inbox says which provider); Aliyun, Tencent and unsigned Vonage need ?token= from the inbox URLs',
       handler: async (ctx, { params }) => this.receive(ctx, params.inboxId!, 'inbound'),
     });
     api.add({
-      method: 'post', path: '/sms/:inboxId/status', tag: 'Providers', auth: 'provider', bodyLimitBytes: smsMaxWebhookBytes, produces: "the provider's ack (as for inbound)",
+      method: 'post', path: '/sms/:inboxId/status', tag: 'Providers', auth: 'provider', bodyLimitBytes, produces: "the provider's ack (as for inbound)",
       summary: 'SMS delivery receipts: move a reply sent → delivered / failed, never backwards',
       handler: async (ctx, { params }) => this.receive(ctx, params.inboxId!, 'status'),
     });
