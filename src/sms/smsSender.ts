@@ -1,6 +1,7 @@
 // Sends an agent's SMS reply through the inbox's provider, once: a marker is set in Redis before the
 // provider is called, so a retry (or another process after a crash) never calls it a second time for
-// the same message. When the provider did not answer (timeout, dropped connection), the retry asks the
+// the same message; a young marker means another attempt is still in flight (retried later, never failed).
+// Only a definite refusal clears it. When the provider did not answer (timeout, 5xx, unreadable), the retry asks the
 // provider whether the message went out where it can be asked (Twilio); elsewhere the message fails
 // with `send_outcome_unknown` rather than risk sending it twice. Opted-out numbers are refused, and the
 // inbox's rate holds across every worker process (script takeSmsSendSlot).
