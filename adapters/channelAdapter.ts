@@ -33,6 +33,13 @@ export class RetryableSendError extends Error {
   }
 }
 
+/** Another attempt at this same message may still be waiting on the provider: try again after `retryAfterMs`, without counting it as a failure. */
+export class SendInFlightError extends Error {
+  constructor(readonly retryAfterMs: number, message: string) {
+    super(message);
+  }
+}
+
 export interface ChannelAdapter {
   readonly type: string;
   /** Set by adapters whose replies thread under earlier messages (email): they get SendRequest.earlier. */

@@ -129,7 +129,9 @@ export async function createGateway(options: GatewayOptions) {
   };
   const smsOptOuts = new SmsOptOuts(redis, keys, settings.messageRetentionDays * 86400);
   const smsReceipts = new SmsReceipts(redis, keys, settings.messageRetentionDays * 86400);
-  adapters.sms = new SmsSender({ redis, keys, log, optOuts: smsOptOuts, receipts: smsReceipts, publicUrl });
+  adapters.sms = new SmsSender({
+    redis, keys, log, optOuts: smsOptOuts, receipts: smsReceipts, publicUrl, allowPrivateTargets: settings.providerPrivateTargets === 'allow',
+  });
   const mediaStore = new LocalFolderMediaStore(join(resolve(settings.dataDir), 'media'));
 
   const stoppers: (() => Promise<void>)[] = [];
@@ -166,7 +168,7 @@ export async function createGateway(options: GatewayOptions) {
     visitorChannel.registerRoutes(registry);
     new WechatChannel({ inboxes, acceptor, log }).registerRoutes(registry);
     new WechatpayChannel({ inboxes, acceptor, log, certificates: new PlatformCertificates(redis, keys, log) }).registerRoutes(registry);
-    new SmsChannel({ inboxes, acceptor, optOuts: smsOptOuts, receipts: smsReceipts, publicUrl, log }).registerRoutes(registry);
+    new SmsChannel({ inboxes, acceptor, optOuts: smsOptOuts, receipts: smsReceipts, publicUrl, log, maxBodyBytes: settings.bodyLimitBytes }).registerRoutes(registry);
     new EmailWebhookChannel({ acceptor, media: mediaStore, redis, keys, inboxes, log }).registerRoutes(registry);
     registerDemoRoutes(registry, services, publicUrl);
     registerAgentConsoleRoute(registry);

@@ -5,7 +5,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { parsePhoneNumberFromString } from 'libphonenumber-js';
 import {
-  idString, jsonItems, nonEmpty, parsePayload, readProviderJson, SmsProviderError,
+  idString, jsonItems, nonEmpty, parsePayload, readProviderJson, SmsProviderError, apiBase,
   type SmsInbound, type SmsProvider, type SmsReceipt, type SmsSendRequest, type SmsSent, type SmsWebhook,
 } from './smsProvider.ts';
 
@@ -51,12 +51,13 @@ export function aliyunPhoneNumber(e164: string): string {
   return e164.replace(/^\+/, '');
 }
 
-const retryableCodes = /^(isp\.|Throttling|isv\.BUSINESS_LIMIT_CONTROL|ServiceUnavailable|InternalError)/;
+/** Codes a retry can mend (Aliyun's own faults, throttling); other isp.* codes (isp.RAM_PERMISSION_DENY, ...) are permanent. */
+const retryableCodes = /^(isp\.SYSTEM_ERROR$|isp\.GATEWAY_ERROR$|Throttling|isv\.BUSINESS_LIMIT_CONTROL$|ServiceUnavailable|InternalError)/;
 
 export class AliyunProvider implements SmsProvider {
   readonly name = 'aliyun' as const;
   readonly authentication = 'urlToken' as const;
-  readonly inboundAck = { status: 200, type: 'application/json', body: JSON.stringify({ code: 0, msg: '接收成功' }) };
+  readonly inboundAck = { type: 'application/json', body: JSON.stringify({ code: 0, msg: '接收成功' }) };
   readonly receiptAck = this.inboundAck;
 
   signs(): boolean { return false; }
@@ -90,13 +91,13 @@ export class AliyunProvider implements SmsProvider {
       TemplateParam: JSON.stringify({ [request.settings.templateVariable]: request.text }), OutId: request.messageId,
     };
     params.Signature = aliyunSignature(c.accessKeySecret, 'POST', params);
-    const response = await fetch(`${(request.settings.apiBaseUrl ?? defaultApiBase).replace(/\/$/, '')}/`, {
-      method: 'POST', signal, body: new URLSearchParams(params), headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    const response = await fetch(`${apiBase(request.settings, defaultApiBase)}/`, {
+      method: 'POST', signal, redirect: 'error', body: new URLSearchParams(params), headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
     const answer = await readProviderJson(response, 'Aliyun');
     if (answer.Code === 'OK' && typeof answer.BizId === 'string') return { externalId: answer.BizId };
     const code = String(answer.Code ?? `http_${response.status}`);
     throw new SmsProviderError(code, `Aliyun refused the message: ${code}${answer.Message ? ` (${String(answer.Message)})` : ''}`,
-      retryableCodes.test(code) || response.status >= 500);
+      retryableCodes.test(code) || response.status >= 500, response.status < 500 && !/^InternalError/.test(code));
   }
 }

@@ -59,6 +59,11 @@ export interface SmsSettingsView {
   region?: string;
 }
 
+/** The provider API's base URL without a trailing slash: the inbox's apiBaseUrl, else the provider's own. */
+export function apiBase(settings: SmsSettingsView, defaultBase: string): string {
+  return (settings.apiBaseUrl ?? defaultBase).replace(/\/$/, '');
+}
+
 export interface SmsSent {
   externalId: string;
   /** Further provider ids of the same message (Vonage answers one id per part). */
@@ -66,11 +71,13 @@ export interface SmsSent {
 }
 
 /**
- * The provider refused: it answered, so nothing was sent. `retryable` says whether the same request
- * may succeed later (throttling, provider-side errors) or never will (bad number, bad template).
+ * The provider answered with an error. `retryable` says whether the same request may succeed later
+ * (throttling, provider-side errors) or never will (bad number, bad template). `refused` is true only
+ * for a definite refusal (a provider error code in a 4xx or 200): a 5xx or an unreadable answer may
+ * come from a proxy after the provider took the message, so nothing is known about whether it went out.
  */
 export class SmsProviderError extends Error {
-  constructor(readonly code: string, message: string, readonly retryable: boolean) {
+  constructor(readonly code: string, message: string, readonly retryable: boolean, readonly refused = true) {
     super(message);
   }
 }
@@ -78,8 +85,8 @@ export class SmsProviderError extends Error {
 /** A webhook that is not what the provider sends: a 400 with this reason. */
 export class SmsPayloadError extends Error {}
 
-/** What a provider expects back once a webhook is taken. */
-export interface SmsAck { status: number; type?: string; body?: string }
+/** What a provider expects back once a webhook is taken: this body (answered 200), or none (204). */
+export interface SmsAck { type?: string; body?: string }
 
 export interface SmsProvider {
   readonly name: SmsProviderName;
@@ -94,8 +101,12 @@ export interface SmsProvider {
   inboundAck: SmsAck;
   receiptAck: SmsAck;
   send(request: SmsSendRequest, signal: AbortSignal): Promise<SmsSent>;
-  /** After an unanswered send: the provider's id if it did take the message, else undefined. Only where the provider can be asked. */
-  findSent?(request: SmsSendRequest, since: Date, signal: AbortSignal): Promise<string | undefined>;
+  /**
+   * After an unanswered send: the provider's ids of messages that may be this one (same recipient and
+   * text, created since `since`), newest first; the core skips ids another message already owns. Only
+   * where the provider can be asked.
+   */
+  findSent?(request: SmsSendRequest, since: Date, signal: AbortSignal): Promise<string[]>;
 }
 
 /** Form fields with every value of a repeated key (providers sign them all). */
@@ -154,7 +165,9 @@ export async function readProviderJson(response: Response, provider: string): Pr
     const value = JSON.parse(text) as unknown;
     if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
   } catch { /* below */ }
-  throw new SmsProviderError(`http_${response.status}`, `${provider} answered ${response.status} without a JSON body`, response.status >= 500 || response.status === 429);
+  // Unreadable: maybe a proxy's page after the provider took the message, so not a refusal (except a plain 429).
+  throw new SmsProviderError(`http_${response.status}`, `${provider} answered ${response.status} without a JSON body`,
+    response.status >= 500 || response.status === 429, response.status === 429);
 }
 
 export const nonEmpty = z.string().trim().min(1);

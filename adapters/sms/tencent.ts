@@ -4,7 +4,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { z } from 'zod';
 import {
-  jsonItems, nonEmpty, parsePayload, readProviderJson, SmsProviderError,
+  jsonItems, nonEmpty, parsePayload, readProviderJson, SmsProviderError, apiBase,
   type SmsInbound, type SmsProvider, type SmsReceipt, type SmsSendRequest, type SmsSent, type SmsWebhook,
 } from './smsProvider.ts';
 import { keyDigest } from '../../src/ids.ts';
@@ -14,7 +14,7 @@ type TencentCredentials = { secretId: string; secretKey: string; sdkAppId: strin
 
 const digits = z.union([z.string().regex(/^\+?\d{1,20}$/), z.number().int().nonnegative()]).transform((v) => String(v).replace(/^\+/, ''));
 const reply = z.object({
-  mobile: digits, nationcode: digits.default('86'), text: z.string(), time: z.union([z.number(), z.string().regex(/^\d+$/)]).transform(Number).optional(),
+  mobile: digits, nationcode: digits.default('86'), text: z.string(), time: z.union([z.number(), z.string().regex(/^\d+$/)]).transform(Number),
   extend: z.string().optional(), sign: z.string().optional(),
 }).loose();
 const status = z.object({
@@ -36,24 +36,29 @@ export function tc3Authorization(input: { secretId: string; secretKey: string; h
   return `TC3-HMAC-SHA256 Credential=${input.secretId}/${scope}, SignedHeaders=content-type;host, Signature=${signature}`;
 }
 
-const retryableCodes = /^(LimitExceeded|InternalError|RequestLimitExceeded)/;
+/**
+ * Codes a quick retry can mend: Tencent's own errors, API throttling, the 30-second per-number gap.
+ * Everything else is permanent, the hourly and daily per-number caps (LimitExceeded.PhoneNumberOneHourLimit,
+ * ...DailyLimit) included: the job's retries would be over long before the cap resets.
+ */
+const retryableCodes = /^(InternalError|RequestLimitExceeded|LimitExceeded\.PhoneNumberThirtySecondLimit$)/;
 
 export class TencentProvider implements SmsProvider {
   readonly name = 'tencent' as const;
   readonly authentication = 'urlToken' as const;
-  readonly inboundAck = { status: 200, type: 'application/json', body: JSON.stringify({ result: 0, errmsg: 'OK' }) };
+  readonly inboundAck = { type: 'application/json', body: JSON.stringify({ result: 0, errmsg: 'OK' }) };
   readonly receiptAck = this.inboundAck;
 
   signs(): boolean { return false; }
   verify(): boolean { return false; }
 
-  /** A reply callback has no id: the sender, its time and the text name it, so a repeated push is the same message. */
+  /** A reply callback has no id: the sender, its time and the text name it, so a repeated push is the same message (hence `time` is required: without it, "1" twice would be one message). */
   parseInbound(webhook: SmsWebhook): SmsInbound[] {
     return jsonItems(webhook.rawBody, 'Tencent reply callback').map((item, i) => {
       const r = parsePayload(reply, item, `Tencent reply callback [${i}]`);
-      const sentAt = r.time ? new Date(r.time * 1000).toISOString() : new Date().toISOString();
+      const sentAt = new Date(r.time * 1000).toISOString();
       return {
-        externalId: `${r.nationcode}-${r.mobile}-${r.time ?? ''}-${keyDigest(r.text)}`, from: r.mobile, fromCountryCode: r.nationcode,
+        externalId: `${r.nationcode}-${r.mobile}-${r.time}-${keyDigest(r.text)}`, from: r.mobile, fromCountryCode: r.nationcode,
         to: r.extend || r.sign || 'tencent', text: r.text, sentAt,
       };
     });
@@ -70,7 +75,7 @@ export class TencentProvider implements SmsProvider {
 
   async send(request: SmsSendRequest, signal: AbortSignal): Promise<SmsSent> {
     const c = request.credentials as TencentCredentials;
-    const base = (request.settings.apiBaseUrl ?? defaultApiBase).replace(/\/$/, '');
+    const base = apiBase(request.settings, defaultApiBase);
     const payload = JSON.stringify({
       PhoneNumberSet: [request.to], SmsSdkAppId: c.sdkAppId, TemplateId: c.templateId, SignName: c.signName,
       TemplateParamSet: [request.text], SessionContext: request.messageId,
@@ -78,7 +83,7 @@ export class TencentProvider implements SmsProvider {
     const timestamp = Math.floor(Date.now() / 1000);
     const host = new URL(base).host;
     const response = await fetch(`${base}/`, {
-      method: 'POST', signal, body: payload,
+      method: 'POST', signal, redirect: 'error', body: payload,
       headers: {
         'content-type': 'application/json; charset=utf-8', 'x-tc-action': 'SendSms', 'x-tc-version': '2021-01-11',
         'x-tc-timestamp': String(timestamp), 'x-tc-region': request.settings.region ?? 'ap-guangzhou',
@@ -90,11 +95,11 @@ export class TencentProvider implements SmsProvider {
       Error: z.object({ Code: z.string(), Message: z.string().optional() }).optional(),
       SendStatusSet: z.array(z.object({ SerialNo: z.string().optional(), Code: z.string(), Message: z.string().optional() }).loose()).optional(),
     }).loose().safeParse(answer.Response);
-    if (!body.success) throw new SmsProviderError(`http_${response.status}`, 'Tencent Cloud answered without a Response', response.status >= 500);
+    if (!body.success) throw new SmsProviderError(`http_${response.status}`, 'Tencent Cloud answered without a Response', response.status >= 500, response.status < 500);
     const error = body.data.Error ?? (body.data.SendStatusSet?.[0]?.Code !== 'Ok' ? body.data.SendStatusSet?.[0] : undefined);
     const serial = body.data.SendStatusSet?.[0]?.SerialNo;
     if (!error && serial) return { externalId: serial };
     const code = error?.Code ?? 'NoSendStatus';
-    throw new SmsProviderError(code, `Tencent Cloud refused the message: ${code}${error?.Message ? ` (${error.Message})` : ''}`, retryableCodes.test(code));
+    throw new SmsProviderError(code, `Tencent Cloud refused the message: ${code}${error?.Message ? ` (${error.Message})` : ''}`, retryableCodes.test(code), response.status < 500 && !/^InternalError/.test(code));
   }
 }

@@ -3,11 +3,13 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import {
-  flatFields, formFields, parsePayload, readProviderJson, SmsProviderError, nonEmpty,
+  flatFields, formFields, parsePayload, readProviderJson, SmsProviderError, apiBase, nonEmpty,
   type SmsInbound, type SmsProvider, type SmsReceipt, type SmsReceiptStatus, type SmsSendRequest, type SmsSent, type SmsWebhook,
 } from './smsProvider.ts';
 
 const defaultApiBase = 'https://api.twilio.com';
+/** How far Twilio's clock (and its whole-second date_created) may trail the send marker's time. */
+const clockSkewMs = 5_000;
 
 type TwilioCredentials = { accountSid: string; authToken: string; from?: string; messagingServiceSid?: string };
 
@@ -49,8 +51,8 @@ const permanentCodes = new Set([21211, 21408, 21610, 21612, 21614, 21606, 21659,
 export class TwilioProvider implements SmsProvider {
   readonly name = 'twilio' as const;
   readonly authentication = 'signature' as const;
-  readonly inboundAck = { status: 200, type: 'text/xml', body: '<?xml version="1.0" encoding="UTF-8"?><Response></Response>' };
-  readonly receiptAck = { status: 204 };
+  readonly inboundAck = { type: 'text/xml', body: '<?xml version="1.0" encoding="UTF-8"?><Response></Response>' };
+  readonly receiptAck = {};
 
   signs(): boolean { return true; }
 
@@ -98,7 +100,7 @@ export class TwilioProvider implements SmsProvider {
     else form.set('From', c.from!);
     for (const url of request.mediaUrls) form.append('MediaUrl', url);
     const response = await fetch(`${this.base(request)}/2010-04-01/Accounts/${encodeURIComponent(c.accountSid)}/Messages.json`, {
-      method: 'POST', signal, body: form,
+      method: 'POST', signal, redirect: 'error', body: form,
       headers: { authorization: basicAuth(c), 'content-type': 'application/x-www-form-urlencoded' },
     });
     const answer = await readProviderJson(response, 'Twilio');
@@ -106,30 +108,31 @@ export class TwilioProvider implements SmsProvider {
     const code = Number(answer.code);
     const retryable = response.status === 429 || response.status >= 500;
     throw new SmsProviderError(String(answer.code ?? `http_${response.status}`), `Twilio refused the message: ${String(answer.message ?? response.status)}`,
-      retryable && !permanentCodes.has(code));
+      retryable && !permanentCodes.has(code), response.status < 500);
   }
 
   /**
    * Twilio lists messages newest first by To/From: the one with this body created since the attempt is
    * the one sent. (No DateSent filter: a message still queued has no date_sent yet.)
    */
-  async findSent(request: SmsSendRequest, since: Date, signal: AbortSignal): Promise<string | undefined> {
+  async findSent(request: SmsSendRequest, since: Date, signal: AbortSignal): Promise<string[]> {
     const c = request.credentials as TwilioCredentials;
     const query = new URLSearchParams({ To: request.to, PageSize: '100' });
     if (c.from && !c.messagingServiceSid) query.set('From', c.from);
     const response = await fetch(`${this.base(request)}/2010-04-01/Accounts/${encodeURIComponent(c.accountSid)}/Messages.json?${query}`, {
-      signal, headers: { authorization: basicAuth(c) },
+      signal, redirect: 'error', headers: { authorization: basicAuth(c) },
     });
     const answer = await readProviderJson(response, 'Twilio');
     if (!response.ok) throw new SmsProviderError(String(answer.code ?? response.status), `Twilio could not list messages: ${String(answer.message ?? response.status)}`, true);
     const messages = z.array(z.object({ sid: z.string(), body: z.string().nullable().optional(), date_created: z.string().nullable().optional() }).loose())
       .catch([]).parse(answer.messages);
-    const cutoff = since.getTime() - 60_000;
-    return messages.find((m) => m.body === request.text && (!m.date_created || Date.parse(m.date_created) >= cutoff))?.sid;
+    // date_created has whole seconds: a small skew for that and for clocks, no more (an older twin is not this one).
+    const cutoff = since.getTime() - clockSkewMs;
+    return messages.filter((m) => m.body === request.text && (!m.date_created || Date.parse(m.date_created) >= cutoff)).map((m) => m.sid);
   }
 
   private base(request: SmsSendRequest): string {
-    return (request.settings.apiBaseUrl ?? defaultApiBase).replace(/\/$/, '');
+    return apiBase(request.settings, defaultApiBase);
   }
 }
 

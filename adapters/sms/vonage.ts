@@ -4,7 +4,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
 import {
-  flatFields, nonEmpty, parsePayload, readProviderJson, SmsProviderError,
+  flatFields, nonEmpty, parsePayload, readProviderJson, SmsProviderError, apiBase,
   type SmsInbound, type SmsProvider, type SmsReceipt, type SmsReceiptStatus, type SmsSendRequest, type SmsSent, type SmsWebhook,
 } from './smsProvider.ts';
 import { smsSegments } from './smsSegments.ts';
@@ -43,8 +43,8 @@ const retryableStatus = new Set(['1', '5', '13']);
 export class VonageProvider implements SmsProvider {
   readonly name = 'vonage' as const;
   readonly authentication = 'signatureOrUrlToken' as const;
-  readonly inboundAck = { status: 204 };
-  readonly receiptAck = { status: 204 };
+  readonly inboundAck = {};
+  readonly receiptAck = {};
 
   signs(credentials: Record<string, unknown>): boolean {
     return typeof credentials.signatureSecret === 'string' && credentials.signatureSecret.length > 0;
@@ -82,8 +82,8 @@ export class VonageProvider implements SmsProvider {
       'client-ref': request.messageId, callback: request.statusUrl, 'status-report-req': '1',
     });
     if (smsSegments(request.text).encoding === 'UCS-2') form.set('type', 'unicode');
-    const response = await fetch(`${(request.settings.apiBaseUrl ?? defaultApiBase).replace(/\/$/, '')}/sms/json`, {
-      method: 'POST', signal, body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    const response = await fetch(`${apiBase(request.settings, defaultApiBase)}/sms/json`, {
+      method: 'POST', signal, redirect: 'error', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
     const answer = await readProviderJson(response, 'Vonage');
     const parts = z.array(z.object({ status: z.string(), 'message-id': z.string().optional(), 'error-text': z.string().optional() }).loose())
@@ -91,8 +91,10 @@ export class VonageProvider implements SmsProvider {
     const failed = parts.find((p) => p.status !== '0');
     const ids = parts.map((p) => p['message-id']).filter((id): id is string => !!id);
     if (response.ok && parts.length && !failed && ids.length) return { externalId: ids[0]!, partIds: ids.slice(1) };
+    // Some parts went out: resending would repeat them, so the message counts as sent (its receipts tell the rest).
+    if (ids.length) return { externalId: ids[0]!, partIds: ids.slice(1) };
     const code = failed?.status ?? `http_${response.status}`;
     throw new SmsProviderError(code, `Vonage refused the message: status ${code}${failed?.['error-text'] ? ` (${failed['error-text']})` : ''}`,
-      retryableStatus.has(code) || response.status >= 500 || response.status === 429);
+      retryableStatus.has(code) || response.status >= 500 || response.status === 429, response.status < 500 && code !== '5');
   }
 }

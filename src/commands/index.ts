@@ -26,6 +26,7 @@ export type ScriptName =
   | 'updateContact'
   | 'recordPayment'
   | 'takeSmsSendSlot'
+  | 'replaceSmsSendMarker'
   | 'recordSmsOptOut'
   | 'enqueueDeliveries'
   | 'claimDeliveries'

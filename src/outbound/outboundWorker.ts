@@ -1,9 +1,9 @@
 // Consumes `outbound`: sends one stored reply through its channel's adapter and records the result.
 // A message that is no longer `queued` is never sent again, so retries and redeliveries are safe.
 import type { Job } from 'bullmq';
-import { UnrecoverableError } from 'bullmq';
+import { DelayedError, UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { PermanentSendError, RetryableSendError, type ChannelAdapter } from '../../adapters/channelAdapter.ts';
+import { PermanentSendError, RetryableSendError, SendInFlightError, type ChannelAdapter } from '../../adapters/channelAdapter.ts';
 import { runScript } from '../commands/index.ts';
 import type { ConversationStore } from '../conversations/conversationStore.ts';
 import type { InboxDirectory } from '../inboxes/inboxDirectory.ts';
@@ -26,7 +26,7 @@ export function createOutboundProcessor(deps: {
   adapters: Record<string, ChannelAdapter>;
 }) {
   const { redis, keys } = deps;
-  return async function processOutbound(job: Job): Promise<string> {
+  return async function processOutbound(job: Job, token?: string): Promise<string> {
     const data = outboundJobSchema.parse(job.data);
     const message = await deps.conversations.message(data.messageId);
     if (!message || message.accountId !== data.accountId) return 'missing';
@@ -47,6 +47,15 @@ export function createOutboundProcessor(deps: {
       await updateMessageStatus(redis, keys, message.id, message.conversationId, { status: sent.status, externalId: sent.externalId });
       return sent.status;
     } catch (error) {
+      if (error instanceof SendInFlightError) {
+        // Not a failure: another run of this job may still be sending. Come back later without using up an attempt.
+        deps.log.info({ messageId: message.id, inboxId: inbox.id }, 'another attempt is still sending this message; checking again later');
+        if (token) {
+          await job.moveToDelayed(Date.now() + error.retryAfterMs, token);
+          throw new DelayedError();
+        }
+        throw error;
+      }
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (error instanceof PermanentSendError || lastAttempt) {
         const code = error instanceof PermanentSendError || error instanceof RetryableSendError ? error.code : 'send_failed';

@@ -1,11 +1,11 @@
 // The SMS provider URLs: inbound messages (`/sms/{inboxId}/inbound`) and delivery receipts
 // (`/sms/{inboxId}/status`) for whichever provider the inbox names. Each webhook is verified (the
 // provider's signature, or the URL's per-inbox token for providers that sign nothing), parsed whole
-// (a batch with one bad item is refused whole), and answered the way its provider expects only once
+// (a lone bad push is refused; in a batch, an item whose sender is no phone number is skipped), and answered the way its provider expects only once
 // its messages are durably queued and its opt-outs and receipts recorded. Also the agent's segment count.
 import type { Context } from 'koa';
 import { z } from 'zod';
-import { SmsPayloadError, type SmsInbound, type SmsProvider, type SmsWebhook } from '../../adapters/sms/smsProvider.ts';
+import { SmsPayloadError, type SmsAck, type SmsInbound, type SmsProvider, type SmsWebhook } from '../../adapters/sms/smsProvider.ts';
 import { smsProviders } from '../../adapters/sms/smsProviders.ts';
 import { smsSegments } from '../../adapters/sms/smsSegments.ts';
 import type { ApiRegistry } from '../http/apiRoutes.ts';
@@ -13,7 +13,7 @@ import { badRequest, HttpError, notFound } from '../http/errors.ts';
 import type { InboxDirectory, InboxRecord } from '../inboxes/inboxDirectory.ts';
 import { inboxTypes } from '../inboxes/inboxTypes.ts';
 import type { InboundAcceptor } from '../ingest/acceptInbound.ts';
-import type { Logger } from '../logger.ts';
+import { maskPersonalData, type Logger } from '../logger.ts';
 import type { InboundMessage } from '../schema/message.ts';
 import { ownNumber, toE164 } from './phoneNumbers.ts';
 import { optOutKeyword, type SmsOptOuts } from './smsOptOut.ts';
@@ -43,17 +43,20 @@ export class SmsChannel {
 
   constructor(private readonly deps: {
     inboxes: InboxDirectory; acceptor: InboundAcceptor; optOuts: SmsOptOuts; receipts: SmsReceipts; publicUrl: string; log: Logger;
+    /** The gateway's own body limit (GATEWAY_BODY_LIMIT): SMS routes never take more than it either. */
+    maxBodyBytes?: number;
   }) {}
 
   registerRoutes(api: ApiRegistry): void {
+    const bodyLimitBytes = Math.min(smsMaxWebhookBytes, this.deps.maxBodyBytes ?? smsMaxWebhookBytes);
     api.add({
-      method: 'post', path: '/sms/:inboxId/inbound', tag: 'Providers', auth: 'provider',
+      method: 'post', path: '/sms/:inboxId/inbound', tag: 'Providers', auth: 'provider', bodyLimitBytes,
       produces: "the provider's ack: Twilio empty TwiML, Aliyun {\"code\":0}, Tencent {\"result\":0}, Vonage 204",
       summary: 'Inbound SMS (the inbox says which provider); Aliyun, Tencent and unsigned Vonage need ?token= from the inbox URLs',
       handler: async (ctx, { params }) => this.receive(ctx, params.inboxId!, 'inbound'),
     });
     api.add({
-      method: 'post', path: '/sms/:inboxId/status', tag: 'Providers', auth: 'provider', produces: "the provider's ack (as for inbound)",
+      method: 'post', path: '/sms/:inboxId/status', tag: 'Providers', auth: 'provider', bodyLimitBytes, produces: "the provider's ack (as for inbound)",
       summary: 'SMS delivery receipts: move a reply sent → delivered / failed, never backwards',
       handler: async (ctx, { params }) => this.receive(ctx, params.inboxId!, 'status'),
     });
@@ -102,15 +105,26 @@ export class SmsChannel {
       query: Object.fromEntries(Object.entries(ctx.query).filter(([k]) => k !== 'token').map(([k, v]) => [k, Array.isArray(v) ? v[0] ?? '' : v ?? ''])),
       headers: ctx.headers,
     };
-    this.authenticate(webhook, ctx.query.token, settings, credentials, provider);
-    if (!raw.length) throw badRequest('the body is empty');
-
     try {
+      // Inside the try: a signed provider's body is parsed to verify it, and a body that does not parse is a 400.
+      this.authenticate(webhook, ctx.query.token, settings, credentials, provider);
+      if (!raw.length) throw badRequest('the body is empty');
       if (kind === 'status') {
         for (const receipt of provider.parseReceipts(webhook)) await this.deps.receipts.apply(inbox.id, receipt);
         return this.ack(ctx, provider.receiptAck);
       }
-      const messages = provider.parseInbound(webhook).map((m, i) => this.normalize(inbox, settings, m, i));
+      const parsed = provider.parseInbound(webhook);
+      const messages: InboundMessage[] = [];
+      for (const [i, m] of parsed.entries()) {
+        try {
+          messages.push(this.normalize(inbox, settings, m, i));
+        } catch (error) {
+          // One junk sender must not make the provider retry (and finally drop) a whole batch; a lone bad push is a 400.
+          if (!(error instanceof SmsPayloadError) || parsed.length === 1) throw error;
+          this.deps.log.warn({ inboxId: inbox.id, provider: provider.name, index: i, from: maskPersonalData(m.from.slice(0, 40)) },
+            'skipped an SMS in a batch push: the sender is not a phone number');
+        }
+      }
       await Promise.all(messages.map((m) => this.deps.acceptor.accept(m)));
       for (const m of messages) {
         const keyword = optOutKeyword(m.content.text ?? '');
@@ -136,21 +150,26 @@ export class SmsChannel {
   }
 
   private normalize(inbox: InboxRecord, settings: SmsSettings, m: SmsInbound, index: number): InboundMessage {
-    const from = toE164(m.from, { defaultRegion: settings.defaultRegion, countryCode: m.fromCountryCode });
+    const from = toE164(m.from, { defaultRegion: defaultRegion(settings), countryCode: m.fromCountryCode });
     if (!from) throw new SmsPayloadError(`message ${index}: the sender is not a phone number`);
     const attachments = (m.attachments ?? []).map((a) => ({ url: a.url, contentType: a.contentType }));
     const type = !attachments.length ? 'text' : attachments.every((a) => a.contentType.startsWith('image/')) ? 'image' : 'file';
     return {
       accountId: inbox.accountId, inboxId: inbox.id, channel: 'sms', externalId: m.externalId.slice(0, 1000),
-      from: { channelId: from }, to: { channelId: ownNumber(m.to, settings.defaultRegion) || inbox.id }, sentAt: m.sentAt,
+      from: { channelId: from }, to: { channelId: ownNumber(m.to, defaultRegion(settings)) || inbox.id }, sentAt: m.sentAt,
       content: { type, text: m.text, ...(attachments.length ? { attachments } : {}) },
     };
   }
 
-  private ack(ctx: Context, ack: { status: number; type?: string; body?: string }): string | undefined {
+  private ack(ctx: Context, ack: SmsAck): string | undefined {
     // No body: the route answers 204.
     if (ack.body === undefined) return undefined;
     if (ack.type) ctx.type = ack.type;
     return ack.body;
   }
+}
+
+/** National numbers read in the inbox's region; Aliyun and Tencent carry mainland numbers in national form, so CN unless set. */
+function defaultRegion(settings: SmsSettings): string | undefined {
+  return settings.defaultRegion ?? (settings.provider === 'aliyun' || settings.provider === 'tencent' ? 'CN' : undefined);
 }

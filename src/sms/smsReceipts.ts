@@ -20,12 +20,28 @@ export class SmsReceipts {
       ?? (receipt.externalId ? await this.redis.get(this.keys.smsProviderMessage(inboxId, keyDigest(receipt.externalId))) : null);
     if (!messageId) {
       if (!receipt.externalId) return 'unknown';
-      // Every one is kept (sent, then delivered may both come early); applying them in any order is safe.
-      const key = this.keys.smsEarlyReceipt(inboxId, keyDigest(receipt.externalId));
-      await this.redis.multi().rpush(key, JSON.stringify(receipt)).ltrim(key, -20, -1).expire(key, earlyReceiptSeconds).exec();
-      return 'early';
+      return this.keepEarly(inboxId, receipt.externalId, receipt);
+    }
+    // Our own id (Aliyun out_id, Vonage client-ref) before the send's answer: kept too, so message.sent comes first.
+    if (receipt.messageId) {
+      const [body, status] = await this.redis.hmget(this.keys.message(messageId), 'body', 'status');
+      // A receipt naming another inbox's message (a guessed out_id) changes nothing.
+      if (!body || (JSON.parse(body) as { inboxId?: string }).inboxId !== inboxId) return 'unknown';
+      if (status === 'queued') return this.keepEarly(inboxId, receipt.externalId ?? ownIdKey(messageId), receipt);
     }
     return this.applyTo(inboxId, messageId, receipt);
+  }
+
+  /** Every one is kept (sent, then delivered may both come early); applying them in any order is safe. */
+  private async keepEarly(inboxId: string, id: string, receipt: SmsReceipt): Promise<ReceiptOutcome> {
+    const key = this.keys.smsEarlyReceipt(inboxId, keyDigest(id));
+    await this.redis.multi().rpush(key, JSON.stringify(receipt)).ltrim(key, -20, -1).expire(key, earlyReceiptSeconds).exec();
+    return 'early';
+  }
+
+  /** The gateway message a provider id belongs to, if any. */
+  async messageFor(inboxId: string, externalId: string): Promise<string | null> {
+    return this.redis.get(this.keys.smsProviderMessage(inboxId, keyDigest(externalId)));
   }
 
   /** The sender learned the provider's id(s) of a message: remember them, then apply any receipt that came first. */
@@ -33,7 +49,7 @@ export class SmsReceipts {
     const multi = this.redis.multi();
     for (const id of externalIds) multi.set(this.keys.smsProviderMessage(inboxId, keyDigest(id)), messageId, 'EX', this.mappingSeconds);
     await multi.exec();
-    for (const id of externalIds) {
+    for (const id of [...externalIds, ownIdKey(messageId)]) {
       const key = this.keys.smsEarlyReceipt(inboxId, keyDigest(id));
       const early = await this.redis.lrange(key, 0, -1);
       for (const receipt of early) await this.applyTo(inboxId, messageId, JSON.parse(receipt) as SmsReceipt);
@@ -51,4 +67,9 @@ export class SmsReceipts {
     });
     return updated ? 'updated' : 'unchanged';
   }
+}
+
+/** Where an early receipt that names only our own message id waits. */
+function ownIdKey(messageId: string): string {
+  return `own:${messageId}`;
 }

@@ -1,14 +1,17 @@
 // Sends an agent's SMS reply through the inbox's provider, once: a marker is set in Redis before the
 // provider is called, so a retry (or another process after a crash) never calls it a second time for
-// the same message. When the provider did not answer (timeout, dropped connection), the retry asks the
+// the same message; a young marker means another attempt is still in flight (retried later, never failed).
+// Only a definite refusal clears it. When the provider did not answer (timeout, 5xx, unreadable), the retry asks the
 // provider whether the message went out where it can be asked (Twilio); elsewhere the message fails
 // with `send_outcome_unknown` rather than risk sending it twice. Opted-out numbers are refused, and the
 // inbox's rate holds across every worker process (script takeSmsSendSlot).
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { PermanentSendError, RetryableSendError, type ChannelAdapter, type SendRequest, type SendResult } from '../../adapters/channelAdapter.ts';
+import { PermanentSendError, RetryableSendError, SendInFlightError, type ChannelAdapter, type SendRequest, type SendResult } from '../../adapters/channelAdapter.ts';
 import { SmsProviderError, type SmsProvider, type SmsSendRequest } from '../../adapters/sms/smsProvider.ts';
 import { smsProviders } from '../../adapters/sms/smsProviders.ts';
 import { runScript } from '../commands/index.ts';
+import { checkWebhookTarget, WebhookTargetError } from '../events/webhookTarget.ts';
 import { credentialSchemaFor, inboxTypes, providerUrls } from '../inboxes/inboxTypes.ts';
 import type { Logger } from '../logger.ts';
 import { updateMessageStatus } from '../outbound/outboundWorker.ts';
@@ -21,12 +24,16 @@ const markerSeconds = 7 * 86_400;
 /** Twilio's limit for one message body (longer ones it refuses). */
 export const smsMaxTextLength = 1600;
 /** Failures that happen before a request leaves this host: nothing reached the provider. */
+/** Added to the send timeout before a `sending:` marker counts as abandoned (clock skew, a slow event loop). */
+const inFlightMarginMs = 5_000;
 const notSentCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ERR_INVALID_URL']);
 
 export interface SmsSenderDeps {
   redis: Redis; keys: Keyspace; log: Logger; optOuts: SmsOptOuts; receipts: SmsReceipts; publicUrl: string;
   /** How long to wait for the provider's answer before treating the outcome as unknown. */
   sendTimeoutMs?: number;
+  /** Whether an inbox's apiBaseUrl may name a loopback or private address (GATEWAY_PROVIDER_PRIVATE_TARGETS). */
+  allowPrivateTargets?: boolean;
   providers?: Record<string, SmsProvider>;
 }
 
@@ -58,17 +65,34 @@ export class SmsSender implements ChannelAdapter {
       settings: { apiBaseUrl: settings.apiBaseUrl, templateVariable: settings.templateVariable, region: settings.region },
     };
 
+    // Markers: `sending:<ts>:<owner>` while a call may be in flight; `unknown:<ts>` once that call ended
+    // without a definite answer; `sent:<ids>` once the provider took it.
+    if (settings.apiBaseUrl) await this.checkProviderUrl(settings.apiBaseUrl);
+
     const markerKey = keys.smsSendMarker(message.id);
     const marker = await redis.get(markerKey);
-    if (marker?.startsWith('sent:')) return this.recordSent(request, [marker.slice(5)]);
+    if (marker?.startsWith('sent:')) return this.recordSent(request, marker.slice(5).split(','));
     if (marker?.startsWith('sending:')) {
+      const age = Date.now() - Number(marker.split(':')[1]);
+      const limit = this.timeoutMs + inFlightMarginMs;
+      if (!(age >= limit)) {
+        throw new SendInFlightError(Math.max(1000, limit - age), 'another attempt is still waiting on the provider for this SMS; this one checks again later');
+      }
+    }
+    if (marker?.startsWith('sending:') || marker?.startsWith('unknown:')) {
       // A previous attempt got no answer: the provider may or may not have the message.
       if (!provider.findSent) {
         throw new PermanentSendError('send_outcome_unknown',
           `${provider.name} did not answer an earlier attempt to send this message, and cannot be asked whether it went out; `
           + 'it is not sent again so the customer never gets it twice. Check the provider console, and send it again if it is missing.');
       }
-      const found = await provider.findSent(sendRequest, new Date(Number(marker.slice(8))), AbortSignal.timeout(this.timeoutMs));
+      const candidates = await provider.findSent(sendRequest, new Date(Number(marker.split(':')[1])), AbortSignal.timeout(this.timeoutMs));
+      // The same text to the same number twice: a sid another message already owns is that message's.
+      let found: string | undefined;
+      for (const sid of candidates) {
+        const owner = await this.deps.receipts.messageFor(inbox.id, sid);
+        if (!owner || owner === message.id) { found = sid; break; }
+      }
       if (found) {
         await redis.set(markerKey, `sent:${found}`, 'EX', markerSeconds);
         return this.recordSent(request, [found]);
@@ -78,17 +102,26 @@ export class SmsSender implements ChannelAdapter {
 
     await this.takeSendSlot(inbox.id, settings.sendsPerSecond);
     // Set before the call: from here on, only a provider's answer may clear it.
+    const startedAt = Date.now();
+    const mine = `sending:${startedAt}:${randomUUID()}`;
     const taken = marker
-      ? await redis.set(markerKey, `sending:${Date.now()}`, 'EX', markerSeconds, 'XX')
-      : await redis.set(markerKey, `sending:${Date.now()}`, 'EX', markerSeconds, 'NX');
-    if (taken !== 'OK') throw new Error('another process is sending this SMS; this attempt leaves it to that one');
+      ? await this.replaceMarker(markerKey, marker, mine)
+      : await redis.set(markerKey, mine, 'EX', markerSeconds, 'NX');
+    if (taken !== 'OK') throw new SendInFlightError(1000, 'another process is sending this SMS; this attempt leaves it to that one');
+    // The call ended without a definite answer: no longer in flight, outcome unknown.
+    const markUnknown = () => this.replaceMarker(markerKey, mine, `unknown:${startedAt}`);
 
     let sent;
     try {
       sent = await provider.send(sendRequest, AbortSignal.timeout(this.timeoutMs));
     } catch (error) {
+      if (error instanceof SmsProviderError && !error.refused) {
+        await markUnknown();
+        // A 5xx or unreadable answer: the provider may have the message, so the marker stays and the retry checks first.
+        throw new Error(`${provider.name} answered the send with an error that does not say it was refused (${error.code}: ${error.message}); the retry checks before sending again`);
+      }
       if (error instanceof SmsProviderError) {
-        // The provider answered: nothing was sent, so a retry may send.
+        // The provider refused: nothing was sent, so a retry may send.
         await redis.del(markerKey);
         if (!error.retryable) throw new PermanentSendError(error.code, error.message);
         throw new RetryableSendError(error.code, `${error.message}; the send will be retried`);
@@ -97,10 +130,31 @@ export class SmsSender implements ChannelAdapter {
         await redis.del(markerKey);
         throw new Error(`${provider.name} could not be reached (${errorCode(error)}); the send will be retried`);
       }
+      await markUnknown();
       throw new Error(`${provider.name} did not answer the send (${(error as Error).name}: ${(error as Error).message}); the retry checks before sending again`);
     }
-    await redis.set(markerKey, `sent:${sent.externalId}`, 'EX', markerSeconds);
-    return this.recordSent(request, [sent.externalId, ...(sent.partIds ?? [])]);
+    // Every id (Vonage: one per part), so a retry that finds this marker maps every part's receipts.
+    const ids = [sent.externalId, ...(sent.partIds ?? [])];
+    await redis.set(markerKey, `sent:${ids.join(',')}`, 'EX', markerSeconds);
+    return this.recordSent(request, ids);
+  }
+
+  /** A tenant sets apiBaseUrl: it must not lead the gateway's provider calls to its own network (checked before send and findSent). */
+  private async checkProviderUrl(base: string): Promise<void> {
+    try {
+      await checkWebhookTarget(base, this.deps.allowPrivateTargets ?? false);
+    } catch (error) {
+      if (error instanceof WebhookTargetError) {
+        throw new PermanentSendError('provider_url_refused', `The inbox's apiBaseUrl is refused: ${error.message}.`);
+      }
+      throw new Error(`The inbox's apiBaseUrl cannot be checked (${(error as Error).message}); the send will be retried`);
+    }
+  }
+
+  /** Swaps the marker only if it still holds `expected` (another attempt may have taken it meanwhile). */
+  private async replaceMarker(key: string, expected: string, next: string): Promise<'OK' | null> {
+    const swapped = await runScript(this.deps.redis, 'replaceSmsSendMarker', [key], [expected, next, markerSeconds]);
+    return Number(swapped) === 1 ? 'OK' : null;
   }
 
   private get timeoutMs(): number {

@@ -1,6 +1,6 @@
-import { UnrecoverableError, type Job, type Queue } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job, type Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PermanentSendError, type ChannelAdapter, type SendRequest, type SendResult } from '../../adapters/channelAdapter.ts';
+import { PermanentSendError, SendInFlightError, type ChannelAdapter, type SendRequest, type SendResult } from '../../adapters/channelAdapter.ts';
 import { ConversationActions } from '../../src/conversations/conversationActions.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createOutboundProcessor, updateMessageStatus } from '../../src/outbound/outboundWorker.ts';
@@ -166,6 +166,18 @@ describe('outbound: replies, their status and sending through an adapter', () =>
       // A stray redelivery afterwards does not send again.
       expect(await processOutbound(job(reply.id, 0))).toBe('already-failed');
       expect(sends).toHaveLength(3);
+    });
+
+    it('delays, and never fails, a send another attempt is still making, even on the last attempt', async () => {
+      sends.length = 0;
+      behaviour = async () => { throw new SendInFlightError(2000, 'still in flight'); };
+      const reply = await unsentReply('in flight');
+      const delayedTo: number[] = [];
+      const last = Object.assign(job(reply.id, 2), { moveToDelayed: async (at: number) => { delayedTo.push(at); } }) as unknown as Job;
+      await expect(processor()(last, 'token')).rejects.toBeInstanceOf(DelayedError);
+      expect(delayedTo[0]).toBeGreaterThan(Date.now());
+      expect((await storedMessage(reply.id))!.status).toBe('queued');
+      expect(await eventsAbout(reply.id)).toEqual([]);
     });
 
     it('marks a message failed at once on a PermanentSendError and does not retry', async () => {

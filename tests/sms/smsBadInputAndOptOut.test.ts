@@ -39,6 +39,9 @@ describe('SMS bad input and opt-out', () => {
       ['Aliyun sender that is no phone number', () => post(aliyunPath, JSON.stringify([{ ...item, phone_number: 'ALIBABA' }])), 400, 'invalid_request'],
       ['Aliyun empty body', () => post(aliyunPath, ''), 400, 'invalid_request'],
       ['a 2 MB body', () => post(aliyunPath, JSON.stringify([{ ...item, content: 'x'.repeat(2 * 1024 * 1024) }])), 413, 'payload_too_large'],
+      ['a body over the SMS limit, refused before it is read', () => post(aliyunPath, 'x'.repeat(600 * 1024)), 413, 'payload_too_large'],
+      ['signed Vonage with a JSON array under text/json', () => post(path(inboxes.vonage.urls.inboundUrl), '[1,2]', 'text/json'), 400, 'invalid_request'],
+      ['signed Vonage with bad JSON under text/json', () => post(path(inboxes.vonage.urls.inboundUrl), '{oops', 'text/json'), 400, 'invalid_request'],
       ['an unknown inbox', () => post('/sms/inb_unknown/inbound', JSON.stringify([item])), 404, 'not_found'],
       ['an unknown inbox (status)', () => post('/sms/inb_unknown/status', '[]'), 404, 'not_found'],
       ['a receipt without its token', () => post(path(inboxes.tencent.urls.statusUrl).replace(/\?token=.*$/, ''), '[]'), 401, 'missing_token'],
@@ -48,6 +51,7 @@ describe('SMS bad input and opt-out', () => {
       const r = await send();
       expect(r.status, what).toBe(status);
       expect(r.body.error.code, what).toBe(code);
+      if (what.includes('before it is read')) expect(r.body.error.message, what).toMatch(/larger than 524288 bytes/);
       expect(JSON.stringify(r.body), what).not.toMatch(/at \w+ \(|node_modules/);
     }
     // A Twilio sender that is no phone number, correctly signed.
@@ -96,5 +100,21 @@ describe('SMS bad input and opt-out', () => {
     // The keyword messages still reached the conversation.
     const history = await t.api('GET', `/api/v1/accounts/${tenant.accountId}/conversations/${conversation.id}/messages`, { key: tenant.apiKey });
     expect((history.body.items as any[]).filter((m) => m.direction === 'inbound').map((m) => m.content.text)).toEqual(['Hello, my order?', ' 退订 ', 'STOP', '订阅']);
+  });
+
+  it('reads Aliyun national numbers as CN without a defaultRegion, and skips a junk sender inside a batch', async () => {
+    const created = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/inboxes`, {
+      key: tenant.apiKey, body: { type: 'sms', name: 'Aliyun, no region', credentials: { accessKeyId: 'k', accessKeySecret: 's', signName: '商店', templateCode: 'SMS_1' }, settings: { provider: 'aliyun' } },
+    });
+    expect(created.status).toBe(201);
+    const url = path(created.body.urls.inboundUrl);
+    const good = { phone_number: '13900005678', content: 'from the batch', send_time: '2024-05-01 12:00:00', sequence_id: 'b-1' };
+    const batch = await post(url, JSON.stringify([good, { ...good, phone_number: 'ALIBABA', sequence_id: 'b-2' }]));
+    expect(batch.status).toBe(200);
+    const conversation = await waitFor(async () => ((await t.api('GET', `/api/v1/accounts/${tenant.accountId}/conversations?limit=100`, { key: tenant.apiKey })).body.items as any[])
+      .filter((c) => c.inboxId === created.body.id), (c) => c.length > 0, 'the batch conversation');
+    expect(conversation).toHaveLength(1);
+    const contact = await t.api('GET', `/api/v1/accounts/${tenant.accountId}/contacts/${conversation[0].contactId}`, { key: tenant.apiKey });
+    expect(JSON.stringify(contact.body)).toContain('+8613900005678');
   });
 });

@@ -6,8 +6,9 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import nock from 'nock';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PermanentSendError, type SendRequest } from '../../adapters/channelAdapter.ts';
+import { PermanentSendError, SendInFlightError, type SendRequest } from '../../adapters/channelAdapter.ts';
 import { runScript } from '../../src/commands/index.ts';
+import { keyDigest } from '../../src/ids.ts';
 import type { InboxRecord } from '../../src/inboxes/inboxDirectory.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createRedis } from '../../src/redis/connection.ts';
@@ -26,9 +27,10 @@ let sender: SmsSender;
 const credentials = {
   twilio: { accountSid: 'AC1', authToken: 'tok', from: '+15005550006' },
   aliyun: { accessKeyId: 'k', accessKeySecret: 's', signName: '商店', templateCode: 'SMS_1' },
+  vonage: { apiKey: 'vk', apiSecret: 'vs', from: 'Shop' },
 };
 
-function inbox(provider: 'twilio' | 'aliyun'): InboxRecord {
+function inbox(provider: 'twilio' | 'aliyun' | 'vonage'): InboxRecord {
   return {
     id: `inb_${provider}`, accountId: 'acc_1', type: 'sms', name: provider, enabled: true,
     settings: { provider, urlToken: 'u'.repeat(32), sendsPerSecond: 1000 }, credentialNames: [], sealedCredentials: '', createdAt: '', updatedAt: '',
@@ -36,7 +38,7 @@ function inbox(provider: 'twilio' | 'aliyun'): InboxRecord {
 }
 
 /** A stored outbound message (status queued) in its conversation, as createOutboundMessage leaves it. */
-async function queuedMessage(provider: 'twilio' | 'aliyun', text = 'Your parcel is on its way'): Promise<SendRequest> {
+async function queuedMessage(provider: 'twilio' | 'aliyun' | 'vonage', text = 'Your parcel is on its way'): Promise<SendRequest> {
   const id = `msg_${randomBytes(6).toString('hex')}`;
   const conversationId = `cv_${id}`;
   const message = {
@@ -89,6 +91,19 @@ describe('once-only SMS sends', () => {
     expect(await status(request)).toBe('sent');
   });
 
+  it('does not claim the sid of an earlier message with the same text to the same number', async () => {
+    const first = await queuedMessage('twilio', 'ok');
+    twilioPost().reply(201, { sid: 'SMfirst' });
+    await sender.send(first);
+    const request = await queuedMessage('twilio', 'ok');
+    twilioPost().delay(2000).reply(201, { sid: 'SMsecondOk' });
+    await expect(sender.send(request)).rejects.toThrow(/did not answer/);
+    twilioList().reply(200, { messages: [{ sid: 'SMfirst', body: 'ok', date_created: new Date().toUTCString() }] });
+    const again = twilioPost().reply(201, { sid: 'SMresent' });
+    await expect(sender.send(request)).resolves.toMatchObject({ externalId: 'SMresent' });
+    expect(again.isDone()).toBe(true);
+  });
+
   it('sends again when Twilio has no such message', async () => {
     const request = await queuedMessage('twilio');
     twilioPost().delay(2000).reply(201, { sid: 'SMlost' });
@@ -117,6 +132,60 @@ describe('once-only SMS sends', () => {
     await expect(sender.send(request)).rejects.toThrow(/isp.SYSTEM_ERROR/);
     nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'OK', BizId: 'b3' });
     await expect(sender.send(request)).resolves.toMatchObject({ externalId: 'b3' });
+  });
+
+  it('keeps the marker after a 502 from a proxy, so the retry asks Twilio before sending again', async () => {
+    const request = await queuedMessage('twilio');
+    twilioPost().reply(502, '<html>Bad Gateway</html>');
+    await expect(sender.send(request)).rejects.toThrow(/checks before sending again/);
+    const list = twilioList().reply(200, { messages: [{ sid: 'SMproxied', body: request.message.content.text, date_created: new Date().toUTCString() }] });
+    const again = twilioPost().reply(201, { sid: 'SMtwice' });
+    await expect(sender.send(request)).resolves.toMatchObject({ externalId: 'SMproxied' });
+    expect(list.isDone()).toBe(true);
+    expect(again.isDone()).toBe(false);
+  });
+
+  it('does not resend after an Aliyun 500: the outcome is unknown', async () => {
+    const request = await queuedMessage('aliyun');
+    nock('https://dysmsapi.aliyuncs.com').post('/').reply(500, { Code: 'InternalError', Message: 'oops' });
+    await expect(sender.send(request)).rejects.toThrow(/checks before sending again/);
+    const again = nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'OK', BizId: 'b9' });
+    expect(await sender.send(request).catch((e) => e)).toMatchObject({ code: 'send_outcome_unknown' });
+    expect(again.isDone()).toBe(false);
+  });
+
+  it('leaves a send another attempt is still making alone: no call, no failure, marker untouched', async () => {
+    for (const provider of ['twilio', 'aliyun'] as const) {
+      const request = await queuedMessage(provider);
+      const inFlight = `sending:${Date.now()}:other-owner`;
+      await redis.set(keys.smsSendMarker(request.message.id), inFlight);
+      const failure = await sender.send(request).catch((e) => e);
+      expect(failure).toBeInstanceOf(SendInFlightError);
+      expect(await redis.get(keys.smsSendMarker(request.message.id))).toBe(inFlight);
+      expect(await status(request)).toBe('queued');
+    }
+  });
+
+  it('treats a sending marker older than the timeout plus margin as abandoned', async () => {
+    const request = await queuedMessage('aliyun');
+    await redis.set(keys.smsSendMarker(request.message.id), `sending:${Date.now() - 60_000}:gone`);
+    expect(await sender.send(request).catch((e) => e)).toMatchObject({ code: 'send_outcome_unknown' });
+  });
+
+  it('refuses an apiBaseUrl on a private address before calling it (unless private targets are allowed)', async () => {
+    const request = await queuedMessage('twilio');
+    request.inbox.settings = { ...request.inbox.settings, apiBaseUrl: 'http://127.0.0.1:9/' };
+    const internal = nock('http://127.0.0.1:9').post(/.*/).reply(201, { sid: 'SMinternal' });
+    expect(await sender.send(request).catch((e) => e)).toMatchObject({ code: 'provider_url_refused' });
+    expect(internal.isDone()).toBe(false);
+    expect(await redis.get(keys.smsSendMarker(request.message.id))).toBeNull();
+    nock.cleanAll();
+    const allowing = new SmsSender({
+      redis, keys, log: createLogger('silent'), optOuts: new SmsOptOuts(redis, keys, 3600), receipts,
+      publicUrl: 'https://gw.example.com', sendTimeoutMs: 150, allowPrivateTargets: true,
+    });
+    nock('http://127.0.0.1:9').post('/2010-04-01/Accounts/AC1/Messages.json').reply(201, { sid: 'SMlocal' });
+    await expect(allowing.send(request)).resolves.toMatchObject({ externalId: 'SMlocal' });
   });
 
   it('makes a permanent failure of a refusal that no retry mends, with the provider code', async () => {
@@ -150,6 +219,33 @@ describe('once-only SMS sends', () => {
     const mine = (await eventTypes()).filter((e) => e.data.id === request.message.id).map((e) => e.type);
     expect(mine).toEqual(['message.sent', 'message.delivered']);
     expect(await receipts.apply('inb_twilio', { externalId: 'SMearly', status: 'sent' })).toBe('unchanged');
+  });
+
+  it('keeps an early receipt that names our own id (Aliyun out_id) until the send is answered, so message.sent comes first', async () => {
+    const request = await queuedMessage('aliyun');
+    expect(await receipts.apply('inb_aliyun', { messageId: request.message.id, externalId: 'bizEarly', status: 'delivered' })).toBe('early');
+    const other = await queuedMessage('aliyun');
+    expect(await receipts.apply('inb_aliyun', { messageId: other.message.id, status: 'delivered' })).toBe('early');
+    expect(await status(request)).toBe('queued');
+    nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'OK', BizId: 'bizEarly' });
+    await sender.send(request);
+    nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'OK', BizId: 'bizOther' });
+    await sender.send(other);
+    for (const r of [request, other]) {
+      expect(await status(r)).toBe('delivered');
+      expect((await eventTypes()).filter((e) => e.data.id === r.message.id).map((e) => e.type)).toEqual(['message.sent', 'message.delivered']);
+    }
+  });
+
+  it('keeps every part id in the sent marker, so a redelivered job maps every part', async () => {
+    const request = await queuedMessage('vonage');
+    nock('https://rest.nexmo.com').post('/sms/json').reply(200, { messages: [{ status: '0', 'message-id': 'P1' }, { status: '0', 'message-id': 'P2' }] });
+    await sender.send(request);
+    expect(await redis.get(keys.smsSendMarker(request.message.id))).toBe('sent:P1,P2');
+    // The mappings gone (a crash after the provider answered): the redelivery restores both from the marker.
+    await redis.del(keys.smsProviderMessage('inb_vonage', keyDigest('P1')), keys.smsProviderMessage('inb_vonage', keyDigest('P2')));
+    await expect(sender.send(request)).resolves.toMatchObject({ externalId: 'P1' });
+    expect(await receipts.messageFor('inb_vonage', 'P2')).toBe(request.message.id);
   });
 
   it("ignores a receipt naming another inbox's message", async () => {

@@ -72,5 +72,9 @@ describe('Aliyun SendSms', () => {
     expect(await aliyun.send(sendRequest(), AbortSignal.timeout(5000)).catch((e) => e)).toMatchObject({ code: 'isv.MOBILE_NUMBER_ILLEGAL', retryable: false });
     nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'isv.BUSINESS_LIMIT_CONTROL', Message: '触发流控' });
     expect(await aliyun.send(sendRequest(), AbortSignal.timeout(5000)).catch((e) => e)).toMatchObject({ code: 'isv.BUSINESS_LIMIT_CONTROL', retryable: true });
+    nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'isp.RAM_PERMISSION_DENY', Message: 'no permission' });
+    expect(await aliyun.send(sendRequest(), AbortSignal.timeout(5000)).catch((e) => e)).toMatchObject({ code: 'isp.RAM_PERMISSION_DENY', retryable: false });
+    nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'isp.SYSTEM_ERROR', Message: 'busy' });
+    expect(await aliyun.send(sendRequest(), AbortSignal.timeout(5000)).catch((e) => e)).toMatchObject({ code: 'isp.SYSTEM_ERROR', retryable: true });
   });
 });

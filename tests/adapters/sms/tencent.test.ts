@@ -27,6 +27,10 @@ describe('Tencent reply callback', () => {
   it('refuses a reply without a mobile', () => {
     expect(() => tencent.parseInbound(json({ nationcode: '86', text: 'hi', time: 1 }))).toThrow(SmsPayloadError);
   });
+
+  it('refuses a reply without a time: without it, the same short text twice would be one message', () => {
+    expect(() => tencent.parseInbound(json({ mobile: '13711112222', nationcode: '86', text: '1' }))).toThrow(/time/);
+  });
 });
 
 describe('Tencent status callback', () => {
@@ -71,5 +75,7 @@ describe('Tencent SendSms', () => {
     expect(await tencent.send(sendRequest(), AbortSignal.timeout(5000)).catch((e) => e)).toMatchObject({ code: 'InvalidParameterValue.IncorrectPhoneNumber', retryable: false });
     nock('https://sms.tencentcloudapi.com').post('/').reply(200, { Response: { Error: { Code: 'LimitExceeded.PhoneNumberThirtySecondLimit', Message: 'too often' }, RequestId: 'r' } });
     expect(await tencent.send(sendRequest(), AbortSignal.timeout(5000)).catch((e) => e)).toMatchObject({ code: 'LimitExceeded.PhoneNumberThirtySecondLimit', retryable: true });
+    nock('https://sms.tencentcloudapi.com').post('/').reply(200, { Response: { Error: { Code: 'LimitExceeded.PhoneNumberDailyLimit', Message: 'daily cap' }, RequestId: 'r' } });
+    expect(await tencent.send(sendRequest(), AbortSignal.timeout(5000)).catch((e) => e)).toMatchObject({ code: 'LimitExceeded.PhoneNumberDailyLimit', retryable: false });
   });
 });

@@ -97,8 +97,12 @@ describe('Twilio send', () => {
   it('finds an unanswered send in the message list by its body', async () => {
     nock('https://api.twilio.com').get('/2010-04-01/Accounts/AC123/Messages.json').query(true)
       .reply(200, { messages: [{ sid: 'SMother', body: 'something else' }, { sid: 'SMfound', body: 'Your order shipped', date_created: new Date().toUTCString() }] });
-    await expect(twilio.findSent(sendRequest(), new Date(), AbortSignal.timeout(5000))).resolves.toBe('SMfound');
+    await expect(twilio.findSent(sendRequest(), new Date(), AbortSignal.timeout(5000))).resolves.toEqual(['SMfound']);
     nock('https://api.twilio.com').get('/2010-04-01/Accounts/AC123/Messages.json').query(true).reply(200, { messages: [] });
-    await expect(twilio.findSent(sendRequest(), new Date(), AbortSignal.timeout(5000))).resolves.toBeUndefined();
+    await expect(twilio.findSent(sendRequest(), new Date(), AbortSignal.timeout(5000))).resolves.toEqual([]);
+    // A twin sent a minute before the marker is not this one.
+    nock('https://api.twilio.com').get('/2010-04-01/Accounts/AC123/Messages.json').query(true)
+      .reply(200, { messages: [{ sid: 'SMolder', body: 'Your order shipped', date_created: new Date(Date.now() - 30_000).toUTCString() }] });
+    await expect(twilio.findSent(sendRequest(), new Date(), AbortSignal.timeout(5000))).resolves.toEqual([]);
   });
 });

@@ -73,4 +73,10 @@ describe('Vonage send', () => {
     nock('https://rest.nexmo.com').post('/sms/json').reply(200, { 'message-count': '1', messages: [{ status: '3', 'error-text': 'Invalid to number' }] });
     expect(await vonage.send(sendRequest(), AbortSignal.timeout(5000)).catch((e) => e)).toMatchObject({ code: '3', retryable: false });
   });
+
+  it('counts a multipart send whose later part was throttled as sent, so no part goes twice', async () => {
+    nock('https://rest.nexmo.com').post('/sms/json')
+      .reply(200, { 'message-count': '2', messages: [{ 'message-id': '0D01', status: '0' }, { status: '1', 'error-text': 'Throughput Rate Exceeded' }] });
+    await expect(vonage.send(sendRequest(), AbortSignal.timeout(5000))).resolves.toEqual({ externalId: '0D01', partIds: [] });
+  });
 });
