@@ -50,6 +50,8 @@ while #claimed < count and offset < 2000 do
         local f = redis.call('HMGET', deliveryKey, 'event', 'attempts')
         local token = nowMs .. '-' .. redis.call('HINCRBY', deliveryKey, 'claims', 1)
         redis.call('HSET', deliveryKey, 'lease', token)
+        -- The retry window starts when the delivery is first tried, not when it was queued.
+        redis.call('HSETNX', deliveryKey, 'windowStart', nowMs)
         redis.call('ZADD', due, nowMs + leaseMs, member)
         busy[subId] = (busy[subId] or 0) + 1
         claimed[#claimed + 1] = { subId, lane, head, f[1], f[2] or '0', token }

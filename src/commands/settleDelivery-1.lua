@@ -90,7 +90,7 @@ if outcome == 'gone' then
 end
 
 local result
-if outcome == 'refused' or nowMs - tonumber(f[3]) >= windowMs then
+if outcome == 'refused' or nowMs - (tonumber(f[3]) or nowMs) >= windowMs then
   redis.call('HSET', deliveryKey, 'status', 'failed', 'failedReason', (outcome == 'refused' and errorText) or 'retried for the whole retry window')
   advance()
   result = 'failed'
