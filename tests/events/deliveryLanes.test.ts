@@ -39,4 +39,24 @@ describe('delivery lanes', () => {
     expect(next.eventId).toBe('e2');
     expect(await settle({ subscriptionId: sub, eventId: 'e2', token: next.token, outcome: 'retry' })).toBe('retrying');
   });
+
+  it('moves the lanes of a subscription at its in-flight cap a second on, so workers neither spin nor starve others', async () => {
+    await redis.del(keys.webhookDue);
+    const busySub = `sub_${randomUUID().slice(0, 8)}`;
+    const otherSub = `sub_${randomUUID().slice(0, 8)}`;
+    await lanes.enqueue(Array.from({ length: 30 }, (_, i) => ({ subscriptionId: busySub, eventId: `b${i}`, lane: `c${i}`, event: '{}', eventType: 'x' })));
+    await sleep(5);
+    await lanes.enqueue([{ subscriptionId: otherSub, eventId: 'o1', lane: 'c1', event: '{}', eventType: 'x' }]);
+    // count 1 makes the scan window 100; fill more than 2,000 due lanes of the busy subscription before the other one.
+    const pipeline = redis.pipeline();
+    for (let i = 0; i < 2100; i++) pipeline.zadd(keys.webhookDue, 1, `${busySub}|x${i}`);
+    await pipeline.exec();
+    // The first claims scan (and move on) the busy lanes; within a few the other subscription's lane is claimed.
+    const got: string[] = [];
+    for (let i = 0; i < 3 && got.length === 0; i++) got.push(...(await lanes.claim(1, 60_000, 1, new Map([[busySub, 1]]))).claimed.map((c) => c.eventId));
+    expect(got).toEqual(['o1']);
+    const again = await lanes.claim(1, 60_000, 1, new Map([[busySub, 1], [otherSub, 1]]));
+    expect(again.claimed).toEqual([]);
+    expect(again.nextDueInMs).toBeGreaterThan(500);
+  });
 });
