@@ -59,4 +59,14 @@ describe('delivery lanes', () => {
     expect(again.claimed).toEqual([]);
     expect(again.nextDueInMs).toBeGreaterThan(500);
   });
+
+  it('never schedules a retry past the end of the retry window', async () => {
+    const sub = `sub_${randomUUID().slice(0, 8)}`;
+    await lanes.enqueue([{ subscriptionId: sub, eventId: 'w1', lane: 'c1', event: '{}', eventType: 'x' }]);
+    let head;
+    while (!head) { head = (await lanes.claim(10, 60_000, 10, new Map())).claimed.find((c) => c.subscriptionId === sub); }
+    expect(await settle({ subscriptionId: sub, eventId: 'w1', token: head.token, outcome: 'retry', delayMs: 3_600_000, retryWindowMs: 2000 })).toBe('retrying');
+    const view = await lanes.get(sub, 'w1');
+    expect(Date.parse(view!.nextAttemptAt!) - Date.now()).toBeLessThanOrEqual(2000);
+  });
 });
