@@ -69,4 +69,19 @@ describe('delivery lanes', () => {
     const view = await lanes.get(sub, 'w1');
     expect(Date.parse(view!.nextAttemptAt!) - Date.now()).toBeLessThanOrEqual(2000);
   });
+
+  it('resumes only a subscription that was off: forgets its failing streak, and leaves a never-off one\'s leased lanes alone', async () => {
+    const sub = `sub_${randomUUID().slice(0, 8)}`;
+    await lanes.enqueue([{ subscriptionId: sub, eventId: 'r1', lane: 'c1', event: '{}', eventType: 'x' }]);
+    let head;
+    while (!head) { head = (await lanes.claim(10, 60_000, 10, new Map())).claimed.find((c) => c.subscriptionId === sub); }
+    const leaseEnd = Number(await redis.zscore(keys.webhookDue, `${sub}|c1`));
+    await lanes.setOff(sub, false);
+    expect(Number(await redis.zscore(keys.webhookDue, `${sub}|c1`))).toBe(leaseEnd);
+    await redis.hset(keys.webhookHealth(sub), 'failingSince', Date.now() - 1000, 'failingSinceIso', new Date().toISOString());
+    await lanes.setOff(sub, true);
+    await lanes.setOff(sub, false);
+    expect(await redis.hmget(keys.webhookHealth(sub), 'failingSince', 'failingSinceIso')).toEqual([null, null]);
+    expect(Number(await redis.zscore(keys.webhookDue, `${sub}|c1`))).toBeLessThan(leaseEnd);
+  });
 });
