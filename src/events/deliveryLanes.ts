@@ -110,6 +110,11 @@ export class DeliveryLanes {
   /** A deleted subscription's lanes and deliveries go with it. */
   async drop(subscriptionId: string): Promise<void> {
     const lanes = await this.redis.smembers(this.keys.webhookLanes(subscriptionId));
+    // Pending records may be past the index (trimIndex forgets old entries): the lanes still name them.
+    for (const lane of lanes) {
+      const queued = await this.redis.lrange(this.keys.webhookLane(subscriptionId, lane), 0, -1);
+      if (queued.length > 0) await this.redis.unlink(...queued.flatMap((id) => [this.keys.webhookDelivery(subscriptionId, id), this.keys.webhookAttempts(subscriptionId, id)]));
+    }
     const pipeline = this.redis.pipeline();
     for (const lane of lanes) {
       pipeline.zrem(this.keys.webhookDue, `${subscriptionId}|${lane}`);

@@ -84,4 +84,12 @@ describe('delivery lanes', () => {
     expect(await redis.hmget(keys.webhookHealth(sub), 'failingSince', 'failingSinceIso')).toEqual([null, null]);
     expect(Number(await redis.zscore(keys.webhookDue, `${sub}|c1`))).toBeLessThan(leaseEnd);
   });
+
+  it('deletes a subscription\'s pending deliveries even when the index no longer names them', async () => {
+    const sub = `sub_${randomUUID().slice(0, 8)}`;
+    await lanes.enqueue([{ subscriptionId: sub, eventId: 'd1', lane: 'c1', event: '{}', eventType: 'x' }, { subscriptionId: sub, eventId: 'd2', lane: 'c1', event: '{}', eventType: 'x' }]);
+    await lanes.trimIndex(sub, Date.now() + 1000);
+    await lanes.drop(sub);
+    expect(await redis.exists(keys.webhookDelivery(sub, 'd1'), keys.webhookDelivery(sub, 'd2'))).toBe(0);
+  });
 });
