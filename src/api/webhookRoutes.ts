@@ -155,7 +155,8 @@ export function registerWebhookRoutes(api: ApiRegistry, s: ApiServices, options:
   });
 
   api.add({
-    method: 'get', path: `${base}/events`, tag: 'Events', auth: 'account', response: pageOf(eventSchema),
+    method: 'get', path: `${base}/events`, tag: 'Events', auth: 'account',
+    response: pageOf(eventSchema.extend({ streamid: z.string().describe('CloudEvents extension: this event\'s stream id, a cursor for events after it') })),
     query: pageQuery.extend({
       cursor: z.string().regex(streamId, 'a cursor from a previous page (a stream id)').optional()
         .describe('events after this one (a nextCursor, or the stream id of an event)'),
@@ -189,7 +190,8 @@ export function registerWebhookRoutes(api: ApiRegistry, s: ApiServices, options:
         for (const [id, fields] of entries) {
           last = id;
           const event = JSON.parse(fields[fields.indexOf('e') + 1]!);
-          if (matches(event)) items.push(event);
+          // The stream id rides along (a CloudEvents extension attribute), so any item is a cursor.
+          if (matches(event)) items.push({ ...event, streamid: id });
           if (items.length >= query.limit) { endReached = false; break; }
         }
       }

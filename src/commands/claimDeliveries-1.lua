@@ -2,8 +2,9 @@
   claimDeliveries: takes up to `count` due lanes and leases their heads to one worker: the lane's
   score moves to the lease's end, so a worker killed mid-delivery only delays that lane until then.
   Lanes of a paused or disabled subscription are put aside for an hour (resuming makes them due).
-  A subscription already at its in-flight cap is skipped (its lanes stay due, untouched) and the
-  scan goes on, up to 2,000 due lanes, so a slow receiver's many lanes never crowd out the others.
+  A subscription already at its in-flight cap is skipped: its lanes move a second on (a finished
+  delivery wakes the deliverer anyway), so they neither make workers spin on an always-due lane nor
+  fill the scan (up to 2,000 due lanes) and crowd out the other subscriptions.
 
   KEYS[1] the due set
   ARGV[1] prefix  ARGV[2] count  ARGV[3] lease ms  ARGV[4] cap per subscription, then pairs of
@@ -19,11 +20,10 @@ local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local claimed = {}
 local off = {}
 local window = math.max(count * 4, 100)
-local offset = 0
-while #claimed < count and offset < 2000 do
-  local members = redis.call('ZRANGEBYSCORE', due, '-inf', nowMs, 'LIMIT', offset, window)
-  -- Members claimed or put aside in this loop leave the due range: the next window starts lower.
-  local skipped = 0
+local scanned = 0
+while #claimed < count and scanned < 2000 do
+  local members = redis.call('ZRANGEBYSCORE', due, '-inf', nowMs, 'LIMIT', 0, window)
+  -- Members claimed or put aside in this loop leave the due range: the next window starts at the front again.
   for _, member in ipairs(members) do
     if #claimed >= count then break end
     local bar = string.find(member, '|', 1, true)
@@ -33,7 +33,7 @@ while #claimed < count and offset < 2000 do
     if off[subId] then
       redis.call('ZADD', due, nowMs + 3600000, member)
     elseif (busy[subId] or 0) >= cap then
-      skipped = skipped + 1
+      redis.call('ZADD', due, nowMs + 1000, member)
     else
       local laneKey = base .. ':lane:' .. lane
       local head = redis.call('LINDEX', laneKey, 0)
@@ -50,6 +50,8 @@ while #claimed < count and offset < 2000 do
         local f = redis.call('HMGET', deliveryKey, 'event', 'attempts')
         local token = nowMs .. '-' .. redis.call('HINCRBY', deliveryKey, 'claims', 1)
         redis.call('HSET', deliveryKey, 'lease', token)
+        -- The retry window starts when the delivery is first tried, not when it was queued.
+        redis.call('HSETNX', deliveryKey, 'windowStart', nowMs)
         redis.call('ZADD', due, nowMs + leaseMs, member)
         busy[subId] = (busy[subId] or 0) + 1
         claimed[#claimed + 1] = { subId, lane, head, f[1], f[2] or '0', token }
@@ -57,7 +59,7 @@ while #claimed < count and offset < 2000 do
     end
   end
   if #members < window then break end
-  offset = offset + skipped
+  scanned = scanned + #members
 end
 local first = redis.call('ZRANGE', due, 0, 0, 'WITHSCORES')
 return { claimed, first[2] or false, nowMs }

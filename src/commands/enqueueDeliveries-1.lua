@@ -3,6 +3,8 @@
   (subscription, conversation) whose head alone is in flight, so a retried event can never arrive
   after a later one of the same conversation. A delivery that exists already is left alone (a
   dispatcher that retries its batch adds nothing twice). A lane that was empty becomes due now.
+  The retry window starts at the first claim (claimDeliveries), not here: events queued behind a
+  retrying head get their own full window.
 
   KEYS[1] the due set (lane -> when its head may be attempted; a claimed lane's lease end)
   ARGV[1] prefix, then 5 per delivery: subscription id, event id, lane, event JSON, event type
@@ -18,7 +20,7 @@ for i = 2, #ARGV, 5 do
   local deliveryKey = base .. ':dlv:' .. eventId
   if redis.call('EXISTS', deliveryKey) == 0 then
     redis.call('HSET', deliveryKey, 'event', event, 'type', eventType, 'lane', lane, 'status', 'pending', 'attempts', 0,
-      'createdAt', nowMs, 'windowStart', nowMs, 'nextAttemptAt', nowMs)
+      'createdAt', nowMs, 'nextAttemptAt', nowMs)
     if redis.call('RPUSH', base .. ':lane:' .. lane, eventId) == 1 then
       redis.call('ZADD', due, 'NX', nowMs, subId .. '|' .. lane)
       redis.call('SADD', base .. ':lanes', lane)

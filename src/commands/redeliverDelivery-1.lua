@@ -14,8 +14,9 @@ if not f[1] then return 'missing' end
 if f[1] == 'pending' then return 'pending' end
 local t = redis.call('TIME')
 local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('HSET', deliveryKey, 'status', 'pending', 'windowStart', nowMs, 'nextAttemptAt', nowMs)
-redis.call('HDEL', deliveryKey, 'failedReason', 'deliveredAt')
+redis.call('HSET', deliveryKey, 'status', 'pending', 'nextAttemptAt', nowMs)
+-- A fresh window, started at its next claim (it may wait behind a retrying head).
+redis.call('HDEL', deliveryKey, 'failedReason', 'deliveredAt', 'windowStart')
 redis.call('PERSIST', deliveryKey)
 redis.call('PERSIST', deliveryKey .. ':attempts')
 if redis.call('RPUSH', base .. ':lane:' .. f[2], eventId) == 1 then

@@ -90,11 +90,13 @@ if outcome == 'gone' then
 end
 
 local result
-if outcome == 'refused' or nowMs - tonumber(f[3]) >= windowMs then
+if outcome == 'refused' or nowMs - (tonumber(f[3]) or nowMs) >= windowMs then
   redis.call('HSET', deliveryKey, 'status', 'failed', 'failedReason', (outcome == 'refused' and errorText) or 'retried for the whole retry window')
   advance()
   result = 'failed'
 else
+  -- Never wait past the end of the retry window (one last attempt comes then).
+  delayMs = math.min(delayMs, math.max(0, (tonumber(f[3]) or nowMs) + windowMs - nowMs))
   redis.call('HSET', deliveryKey, 'status', 'pending', 'nextAttemptAt', nowMs + delayMs)
   redis.call('ZADD', due, nowMs + delayMs, member)
   result = 'retrying'

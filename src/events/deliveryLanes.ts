@@ -89,13 +89,16 @@ export class DeliveryLanes {
     return String(await runScript(this.redis, 'redeliverDelivery', [this.keys.webhookDue], [this.keys.prefix, subscriptionId, eventId]));
   }
 
-  /** A paused or disabled subscription's lanes wait; resuming makes every one of them due now. */
+  /** A paused or disabled subscription's lanes wait; resuming (one that was off) makes every one of them due now. */
   async setOff(subscriptionId: string, off: boolean): Promise<void> {
     if (off) {
       await this.redis.sadd(this.keys.webhookOff, subscriptionId);
       return;
     }
-    await this.redis.srem(this.keys.webhookOff, subscriptionId);
+    // Only a subscription that really was off resumes: re-dueing a never-off one's lanes would send its
+    // leased (in-flight) heads a second time; and resuming forgets the failing streak that paused it.
+    if ((await this.redis.srem(this.keys.webhookOff, subscriptionId)) !== 1) return;
+    await this.redis.hdel(this.keys.webhookHealth(subscriptionId), 'failingSince', 'failingSinceIso');
     const lanes = await this.redis.smembers(this.keys.webhookLanes(subscriptionId));
     if (lanes.length === 0) return;
     const now = Date.now();
@@ -107,6 +110,11 @@ export class DeliveryLanes {
   /** A deleted subscription's lanes and deliveries go with it. */
   async drop(subscriptionId: string): Promise<void> {
     const lanes = await this.redis.smembers(this.keys.webhookLanes(subscriptionId));
+    // Pending records may be past the index (trimIndex forgets old entries): the lanes still name them.
+    for (const lane of lanes) {
+      const queued = await this.redis.lrange(this.keys.webhookLane(subscriptionId, lane), 0, -1);
+      if (queued.length > 0) await this.redis.unlink(...queued.flatMap((id) => [this.keys.webhookDelivery(subscriptionId, id), this.keys.webhookAttempts(subscriptionId, id)]));
+    }
     const pipeline = this.redis.pipeline();
     for (const lane of lanes) {
       pipeline.zrem(this.keys.webhookDue, `${subscriptionId}|${lane}`);

@@ -24,6 +24,13 @@ export function webhookRetryDelay(attempt: number, policy: Pick<DeliveryPolicy, 
   return Math.round(ceiling / 2 + (random * ceiling) / 2);
 }
 
+/** The wait a receiver's Retry-After asks for, floored (a 0 or a past date must not make a tight loop)
+ * at 1 s and at our own backoff, and never past the retry window (settleDelivery caps it at the window left). */
+export function retryDelayHonouring(retryAfterMs: number | undefined, backoffMs: number, retryWindowMs: number): number {
+  if (retryAfterMs === undefined) return backoffMs;
+  return Math.min(Math.max(retryAfterMs, 1000, backoffMs), retryWindowMs);
+}
+
 export class WebhookDeliverer {
   private running = false;
   private loop: Promise<void> | undefined;
@@ -153,9 +160,7 @@ export class WebhookDeliverer {
         error = (failure as Error).message;
       }
     }
-    const delayMs = retryAfter !== undefined
-      ? Math.min(retryAfter, policy.retryWindowMs)
-      : webhookRetryDelay(claim.attemptsSoFar + 1, policy);
+    const delayMs = retryDelayHonouring(retryAfter, webhookRetryDelay(claim.attemptsSoFar + 1, policy), policy.retryWindowMs);
     const result = await this.deps.lanes.settle({
       subscriptionId: claim.subscriptionId, eventId: claim.eventId, token: claim.token, accountId: subscription?.accountId ?? '',
       outcome, httpStatus, error, durationMs, startedAt, delayMs, retryWindowMs: policy.retryWindowMs,

@@ -14,12 +14,25 @@ for (const [network, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe8
   privateRanges.addSubnet(network, prefix, 'ipv6');
 }
 
+/** An IPv4-mapped IPv6 address (`::ffff:127.0.0.1`, or `::ffff:7f00:1` as the URL parser writes it) as
+ * its IPv4 address, so no comparison can be passed by writing an IPv4 address the IPv6 way. */
+export function unmappedAddress(address: string): string {
+  const a = address.replace(/^\[|\]$/g, '').toLowerCase();
+  const dotted = /^(?:0{0,4}:){0,4}:?(?:0{0,4}:)?ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+  if (dotted && isIP(dotted[1]!) === 4) return dotted[1]!;
+  const hex = /^(?:0{0,4}:){0,4}:?(?:0{0,4}:)?ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(a);
+  if (hex && isIP(a) === 6) {
+    const high = parseInt(hex[1]!, 16), low = parseInt(hex[2]!, 16);
+    return [high >> 8, high & 255, low >> 8, low & 255].join('.');
+  }
+  return a;
+}
+
 export function isPrivateAddress(address: string): boolean {
-  const family = isIP(address);
+  const plain = unmappedAddress(address);
+  const family = isIP(plain);
   if (family === 0) return false;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return privateRanges.check(mapped[1]!, 'ipv4');
-  return privateRanges.check(address, family === 4 ? 'ipv4' : 'ipv6');
+  return privateRanges.check(plain, family === 4 ? 'ipv4' : 'ipv6');
 }
 
 /** A target that is refused for good (private, or the gateway itself); a name that does not resolve is only retried. */
@@ -43,10 +56,10 @@ export class GatewayAddress {
     if (url.host.toLowerCase() === own.host.toLowerCase() && url.protocol === own.protocol) return true;
     const port = this.port();
     if (port === 0 || defaultPort(url) !== port) return false;
-    const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
-    const local = this.localAddresses();
-    const isLocal = (a: string) => local.has(a) || /^127\./.test(a) || a === '::1' || a.endsWith('.localhost') || /^::ffff:127\./.test(a);
-    return isLocal(host) || addresses.some((a) => isLocal(a.toLowerCase()));
+    const host = unmappedAddress(url.hostname);
+    const local = new Set([...this.localAddresses()].map(unmappedAddress));
+    const isLocal = (a: string) => local.has(a) || /^127\./.test(a) || a === '::1' || a.endsWith('.localhost');
+    return isLocal(host) || addresses.some((a) => isLocal(unmappedAddress(a)));
   }
 }
 

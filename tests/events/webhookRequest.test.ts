@@ -3,7 +3,7 @@
 import { HTTP } from 'cloudevents';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
-import { webhookRetryDelay } from '../../src/events/webhookDeliverer.ts';
+import { retryDelayHonouring, webhookRetryDelay } from '../../src/events/webhookDeliverer.ts';
 import { buildWebhookRequest, maskEventData, retryAfterMs } from '../../src/events/webhookRequest.ts';
 
 const event = JSON.stringify({
@@ -66,5 +66,13 @@ describe('webhook requests', () => {
     expect(new Set(samples).size).toBeGreaterThan(1);
     expect(Math.min(...samples)).toBeGreaterThanOrEqual(40_000);
     expect(Math.max(...samples)).toBeLessThanOrEqual(80_000);
+  });
+
+  it('floors Retry-After at 1 s and at the backoff, and caps it at the retry window', () => {
+    expect(retryDelayHonouring(0, 50, 60_000)).toBe(1000);
+    expect(retryDelayHonouring(retryAfterMs(new Date(Date.now() - 60_000).toUTCString()), 50, 60_000)).toBe(1000);
+    expect(retryDelayHonouring(500, 4000, 60_000)).toBe(4000);
+    expect(retryDelayHonouring(3_600_000, 50, 60_000)).toBe(60_000);
+    expect(retryDelayHonouring(undefined, 50, 60_000)).toBe(50);
   });
 });

@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { networkInterfaces } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../config/settings.ts';
@@ -28,6 +29,12 @@ describe('webhook targets', () => {
         await expect(checkWebhookTarget(url, allow, false, self), url).rejects.toThrow(/gateway's own address/);
       }
     }
+    // IPv4-mapped IPv6, dotted or as the URL parser rewrites it (::ffff:7f00:1), is the same address.
+    const ownIpv4 = Object.values(networkInterfaces()).flatMap((l) => l ?? []).find((a) => a.family === 'IPv4' && !a.internal)?.address;
+    for (const mapped of ['::ffff:127.0.0.1', '::ffff:7f00:1', ...(ownIpv4 ? [`::ffff:${ownIpv4}`] : [])]) {
+      await expect(checkWebhookTarget(`http://[${mapped}]:3000/`, true, false, self), mapped).rejects.toThrow(/gateway's own address/);
+    }
+    await expect(checkWebhookTarget('http://[::ffff:7f00:1]:8080/', false, false)).rejects.toThrow(/private address/);
     // Another port on this machine (an on-premise CRM beside the gateway) is not the gateway.
     await expect(checkWebhookTarget('http://127.0.0.1:8080/crm', true, false, self)).resolves.toBeUndefined();
     await expect(checkWebhookTarget('http://gateway.example.com/other-port', true, false, self)).resolves.toBeUndefined();
