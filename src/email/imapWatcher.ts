@@ -93,7 +93,6 @@ export class ImapWatcher {
     await client.connect();
     try {
       const mailbox = await client.mailboxOpen(c.mailbox || 'INBOX');
-      onConnected();
       let pending = true;
       client.on('exists', () => { pending = true; this.wake?.(); });
       const pollMs = this.deps.pollMs ?? emailSettingsOf(this.inbox).pollIntervalSeconds * 1000;
@@ -101,7 +100,11 @@ export class ImapWatcher {
         if (pending) {
           pending = false;
           await this.sync(client, mailbox.path, String(client.mailbox ? client.mailbox.uidValidity : mailbox.uidValidity));
+          // Backoff resets only once a sync got through: an error after login keeps backing off.
+          onConnected();
         }
+        // Mail that arrived during the sync (`exists`) is read at once, not after a poll.
+        if (pending) continue;
         await Promise.race([this.sleep(pollMs), closed]);
         pending = true;
       }
@@ -147,7 +150,13 @@ export class ImapWatcher {
         this.accepted++;
       }));
       lastUid = uids[uids.length - 1]!;
-      await runScript(this.deps.redis, 'advanceImapCursor', [cursorKey], [mailbox, uidValidity, lastUid, '0']);
+      const advanced = await runScript(this.deps.redis, 'advanceImapCursor', [cursorKey], [mailbox, uidValidity, lastUid, '0']) as unknown as number;
+      if (advanced === -1) {
+        // Another watcher reset the cursor (new UIDVALIDITY): this one is stale.
+        this.deps.log.warn({ inboxId: this.inbox.id, mailbox }, 'imap cursor belongs to another mailbox/UIDVALIDITY; watcher stopped');
+        this.stopped = true;
+        return;
+      }
       if (settings.afterProcessing === 'seen') await client.messageFlagsAdd(uids.join(','), ['\\Seen'], { uid: true });
       if (settings.afterProcessing === 'move' && settings.processedMailbox) await client.messageMove(uids.join(','), settings.processedMailbox, { uid: true });
     }
