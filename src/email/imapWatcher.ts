@@ -29,6 +29,8 @@ export interface ImapWatcherDeps {
 
 /** UIDs fetched and queued per round: bounds memory (mails are up to the inbox's size limit each). */
 const fetchBatch = 25;
+/** Room for the headers of a mail cut at maxMailBytes (parseMail keeps them up to this). */
+const maxHeaderBytes = 1024 * 1024;
 const maxBackoffMs = 60_000;
 
 export class ImapWatcher {
@@ -130,25 +132,29 @@ export class ImapWatcher {
       const found = await client.search({ uid: `${lastUid + 1}:*` }, { uid: true });
       const uids = (found || []).filter((uid) => uid > lastUid).sort((a, b) => a - b).slice(0, fetchBatch);
       if (!uids.length) return;
-      const fetched = await client.fetchAll(uids.join(','), { uid: true, source: true }, { uid: true });
-      const byUid = new Map(fetched.map((m) => [m.uid, m.source]));
-      await Promise.all(uids.map(async (uid) => {
-        const raw = byUid.get(uid);
-        if (!raw) return; // expunged between SEARCH and FETCH
+      // Sizes first, then one source at a time, cut at the limit: a batch of huge mails never sits in memory at once,
+      // and accept runs in UID order so seqs in a conversation follow the mailbox.
+      const sizes = new Map((await client.fetchAll(uids.join(','), { uid: true, size: true }, { uid: true })).map((m) => [m.uid, m.size ?? 0]));
+      for (const uid of uids) {
+        if (this.stopped) return;
+        if (!sizes.has(uid)) continue; // expunged between SEARCH and FETCH
+        const fetched = await client.fetchOne(String(uid), { uid: true, source: { maxLength: settings.maxMailBytes + maxHeaderBytes } }, { uid: true });
+        const raw = fetched ? fetched.source : undefined;
+        if (!raw) continue;
         let mail: ParsedMail;
         try {
-          mail = await parseMail(raw, { maxBytes: settings.maxMailBytes });
+          mail = await parseMail(raw, { maxBytes: settings.maxMailBytes, originalBytes: sizes.get(uid) });
         } catch (error) {
           // Not a mail at all: skipped (never blocks the mailbox), and said so.
           if (error instanceof MailParseError) {
             this.deps.log.warn({ inboxId: this.inbox.id, uid, err: error.message }, 'imap mail skipped: not readable as a mail');
-            return;
+            continue;
           }
           throw error;
         }
         await this.deps.accept(this.inbox, mail, raw);
         this.accepted++;
-      }));
+      }
       lastUid = uids[uids.length - 1]!;
       const advanced = await runScript(this.deps.redis, 'advanceImapCursor', [cursorKey], [mailbox, uidValidity, lastUid, '0']) as unknown as number;
       if (advanced === -1) {
