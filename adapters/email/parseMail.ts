@@ -98,6 +98,8 @@ export interface ParseMailOptions {
   resolveCid?: (contentId: string) => string | undefined;
   /** Set when reading a forwarded mail: its own forwards are not read (no recursion). */
   nested?: boolean;
+  /** The mail's full size when `raw` was already cut at the source (IMAP partial fetch). */
+  originalBytes?: number;
 }
 
 export type MailParseErrorReason = 'empty' | 'not_a_mail' | 'unparseable';
@@ -127,7 +129,8 @@ export async function parseMail(raw: Buffer | string, options: ParseMailOptions 
   if (bytes.length === 0 || !bytes.some((b) => b !== 0x20 && b !== 0x0d && b !== 0x0a && b !== 0x09)) throw new MailParseError('empty', 'the mail is empty');
   if (!looksLikeHeader(bytes)) throw new MailParseError('not_a_mail', 'the mail does not start with a header line (Name: value)');
 
-  const over = bytes.length > maxBytes;
+  const originalBytes = Math.max(bytes.length, options.originalBytes ?? 0);
+  const over = originalBytes > maxBytes;
   const kept = over ? bytes.subarray(0, Math.max(maxBytes, Math.min(headerEnd(bytes), maxHeaderBytes))) : bytes;
   const warnings: string[] = [];
 
@@ -147,7 +150,7 @@ export async function parseMail(raw: Buffer | string, options: ParseMailOptions 
   // mailparser's own HTML-to-text is skipped (it fails the whole parse on long HTML); this one is linear.
   let text = mail.text?.trim() ? mail.text : typeof mail.html === 'string' ? htmlToPlainText(mail.html) : '';
   let truncated: MailTruncation | undefined;
-  if (over) ({ text, truncated } = truncateText(text, bytes.length, maxBytes, (mail.attachments ?? []).map((a) => ({ filename: filenameOf(a), contentType: a.contentType }))));
+  if (over) ({ text, truncated } = truncateText(text, originalBytes, maxBytes, (mail.attachments ?? []).map((a) => ({ filename: filenameOf(a), contentType: a.contentType }))));
 
   const html = typeof mail.html === 'string' && mail.html ? sanitizeMailHtml(mail.html, { resolveCid: options.resolveCid }) : undefined;
   const date = dateOf(mail, warnings);

@@ -29,6 +29,8 @@ export interface ImapWatcherDeps {
 
 /** UIDs fetched and queued per round: bounds memory (mails are up to the inbox's size limit each). */
 const fetchBatch = 25;
+/** Room for the headers of a mail cut at maxMailBytes (parseMail keeps them up to this). */
+const maxHeaderBytes = 1024 * 1024;
 const maxBackoffMs = 60_000;
 
 export class ImapWatcher {
@@ -93,7 +95,6 @@ export class ImapWatcher {
     await client.connect();
     try {
       const mailbox = await client.mailboxOpen(c.mailbox || 'INBOX');
-      onConnected();
       let pending = true;
       client.on('exists', () => { pending = true; this.wake?.(); });
       const pollMs = this.deps.pollMs ?? emailSettingsOf(this.inbox).pollIntervalSeconds * 1000;
@@ -101,7 +102,11 @@ export class ImapWatcher {
         if (pending) {
           pending = false;
           await this.sync(client, mailbox.path, String(client.mailbox ? client.mailbox.uidValidity : mailbox.uidValidity));
+          // Backoff resets only once a sync got through: an error after login keeps backing off.
+          onConnected();
         }
+        // Mail that arrived during the sync (`exists`) is read at once, not after a poll.
+        if (pending) continue;
         await Promise.race([this.sleep(pollMs), closed]);
         pending = true;
       }
@@ -127,27 +132,37 @@ export class ImapWatcher {
       const found = await client.search({ uid: `${lastUid + 1}:*` }, { uid: true });
       const uids = (found || []).filter((uid) => uid > lastUid).sort((a, b) => a - b).slice(0, fetchBatch);
       if (!uids.length) return;
-      const fetched = await client.fetchAll(uids.join(','), { uid: true, source: true }, { uid: true });
-      const byUid = new Map(fetched.map((m) => [m.uid, m.source]));
-      await Promise.all(uids.map(async (uid) => {
-        const raw = byUid.get(uid);
-        if (!raw) return; // expunged between SEARCH and FETCH
+      // Sizes first, then one source at a time, cut at the limit: a batch of huge mails never sits in memory at once,
+      // and accept runs in UID order so seqs in a conversation follow the mailbox.
+      const sizes = new Map((await client.fetchAll(uids.join(','), { uid: true, size: true }, { uid: true })).map((m) => [m.uid, m.size ?? 0]));
+      for (const uid of uids) {
+        if (this.stopped) return;
+        if (!sizes.has(uid)) continue; // expunged between SEARCH and FETCH
+        const fetched = await client.fetchOne(String(uid), { uid: true, source: { maxLength: settings.maxMailBytes + maxHeaderBytes } }, { uid: true });
+        const raw = fetched ? fetched.source : undefined;
+        if (!raw) continue;
         let mail: ParsedMail;
         try {
-          mail = await parseMail(raw, { maxBytes: settings.maxMailBytes });
+          mail = await parseMail(raw, { maxBytes: settings.maxMailBytes, originalBytes: sizes.get(uid) });
         } catch (error) {
           // Not a mail at all: skipped (never blocks the mailbox), and said so.
           if (error instanceof MailParseError) {
             this.deps.log.warn({ inboxId: this.inbox.id, uid, err: error.message }, 'imap mail skipped: not readable as a mail');
-            return;
+            continue;
           }
           throw error;
         }
         await this.deps.accept(this.inbox, mail, raw);
         this.accepted++;
-      }));
+      }
       lastUid = uids[uids.length - 1]!;
-      await runScript(this.deps.redis, 'advanceImapCursor', [cursorKey], [mailbox, uidValidity, lastUid, '0']);
+      const advanced = await runScript(this.deps.redis, 'advanceImapCursor', [cursorKey], [mailbox, uidValidity, lastUid, '0']) as unknown as number;
+      if (advanced === -1) {
+        // Another watcher reset the cursor (new UIDVALIDITY): this one is stale.
+        this.deps.log.warn({ inboxId: this.inbox.id, mailbox }, 'imap cursor belongs to another mailbox/UIDVALIDITY; watcher stopped');
+        this.stopped = true;
+        return;
+      }
       if (settings.afterProcessing === 'seen') await client.messageFlagsAdd(uids.join(','), ['\\Seen'], { uid: true });
       if (settings.afterProcessing === 'move' && settings.processedMailbox) await client.messageMove(uids.join(','), settings.processedMailbox, { uid: true });
     }

@@ -52,6 +52,7 @@ export class ImapWatchers {
   }
 
   private async scan(): Promise<void> {
+    const renewed = new Set<string>();
     try {
       const wanted = new Map<string, { inbox: InboxRecord; imap: ImapCredentials }>();
       let cursor: string | undefined;
@@ -61,35 +62,52 @@ export class ImapWatchers {
           if (account.status !== 'active') continue;
           for (const inbox of await this.deps.inboxes.records.listAll(account.id)) {
             if (inbox.type !== 'email' || !inbox.enabled) continue;
-            const imap = (this.deps.inboxes.credentials(inbox) as { imap?: ImapCredentials }).imap;
-            if (imap) wanted.set(inbox.id, { inbox, imap });
+            // One inbox whose credentials cannot be opened must not stop the others' lease renewal.
+            try {
+              const imap = (this.deps.inboxes.credentials(inbox) as { imap?: ImapCredentials }).imap;
+              if (imap) wanted.set(inbox.id, { inbox, imap });
+            } catch (error) {
+              this.deps.log.warn({ inboxId: inbox.id, err: (error as Error).name }, 'imap inbox skipped: its credentials cannot be opened');
+            }
           }
         }
         cursor = page.nextCursor ?? undefined;
       } while (cursor);
       for (const id of this.watchers.keys()) if (!wanted.has(id)) await this.drop(id);
-      for (const [id, { inbox, imap }] of wanted) {
-        const held = await runScript(this.deps.redis, 'holdLease', [this.deps.keys.imapLease(id)], [this.holderId, this.leaseMs]) as unknown as number;
-        const current = this.watchers.get(id);
-        if (held !== 1) {
-          if (current) {
-            this.deps.log.warn({ inboxId: id }, 'imap lease lost to another worker; watcher stopped');
-            this.watchers.delete(id);
-            await current.watcher.stop();
-          }
-          continue;
-        }
-        // A changed inbox (credentials, settings) gets a new watcher.
-        const fingerprint = createHash('sha256').update(`${inbox.updatedAt}\n${inbox.sealedCredentials}`).digest('hex');
-        if (current?.fingerprint === fingerprint) continue;
-        if (current) await current.watcher.stop();
-        const watcher = new ImapWatcher({ ...this.deps, redis: this.deps.redis, keys: this.deps.keys, log: this.deps.log }, inbox, imap);
-        this.watchers.set(id, { watcher, fingerprint });
-        watcher.start();
-        this.deps.log.info({ inboxId: id, holder: this.holderId }, 'imap watcher started');
-      }
+      await this.holdWanted(wanted, renewed);
     } catch (error) {
       this.deps.log.warn({ err: (error as Error).message }, 'imap watcher scan failed; retried next round');
+    }
+    // A watcher whose lease was not renewed this round may be taken over: stop it now.
+    for (const [id, current] of [...this.watchers]) {
+      if (renewed.has(id)) continue;
+      this.watchers.delete(id);
+      this.deps.log.warn({ inboxId: id }, 'imap lease not renewed this round; watcher stopped');
+      await current.watcher.stop().catch(() => undefined);
+    }
+  }
+
+  private async holdWanted(wanted: Map<string, { inbox: InboxRecord; imap: ImapCredentials }>, renewed: Set<string>): Promise<void> {
+    for (const [id, { inbox, imap }] of wanted) {
+      const held = await runScript(this.deps.redis, 'holdLease', [this.deps.keys.imapLease(id)], [this.holderId, this.leaseMs]) as unknown as number;
+      const current = this.watchers.get(id);
+      if (held !== 1) {
+        if (current) {
+          this.deps.log.warn({ inboxId: id }, 'imap lease lost to another worker; watcher stopped');
+          this.watchers.delete(id);
+          await current.watcher.stop();
+        }
+        continue;
+      }
+      renewed.add(id);
+      // A changed inbox (credentials, settings) gets a new watcher.
+      const fingerprint = createHash('sha256').update(`${inbox.updatedAt}\n${inbox.sealedCredentials}`).digest('hex');
+      if (current?.fingerprint === fingerprint) continue;
+      if (current) await current.watcher.stop();
+      const watcher = new ImapWatcher({ ...this.deps, redis: this.deps.redis, keys: this.deps.keys, log: this.deps.log }, inbox, imap);
+      this.watchers.set(id, { watcher, fingerprint });
+      watcher.start();
+        this.deps.log.info({ inboxId: id, holder: this.holderId }, 'imap watcher started');
     }
   }
 
