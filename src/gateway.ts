@@ -38,6 +38,7 @@ import { WebhookSubscriptions } from './events/webhookSubscriptions.ts';
 import { ApiRegistry } from './http/apiRoutes.ts';
 import { Authenticator } from './http/authenticate.ts';
 import { HttpError } from './http/errors.ts';
+import { createPushLane } from './http/pushLane.ts';
 import { createHttpApp, createHttpServer } from './http/server.ts';
 import { InboxDirectory } from './inboxes/inboxDirectory.ts';
 import { InboundAcceptor } from './ingest/acceptInbound.ts';
@@ -189,7 +190,7 @@ export async function createGateway(options: GatewayOptions) {
         pattern: /^\/webchat\/([A-Za-z0-9_-]{1,100})\/ws$/,
         accept: (request, match) => visitorChannel!.prepareSocket(request, match[1]!),
       },
-    ], settings.wsMaxFrameBytes, log);
+    ], settings.wsMaxFrameBytes, log, createPushLane(registry.pushRoutes(settings.bodyLimitBytes), { log, metrics }));
     await live.start();
     await new Promise<void>((resolve, reject) => {
       http!.server.once('error', reject);

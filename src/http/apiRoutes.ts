@@ -4,6 +4,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { parseWith } from './errors.ts';
+import type { PushHandler, PushRoute } from './pushLane.ts';
 
 export type AuthLevel = 'none' | 'provider' | 'visitor' | 'platform' | 'account' | 'accountOrSupervisor' | 'accountOrAgent' | 'agent';
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete' | 'options';
@@ -29,6 +30,8 @@ export interface RouteSpec<B extends z.ZodType = z.ZodType, Q extends z.ZodType 
   /** A body limit of the route's own instead of the gateway's (inbound mail is larger than any JSON call). */
   bodyLimitBytes?: number;
   handler?: (ctx: Context, input: RouteInput<z.infer<B>, z.infer<Q>>) => Promise<unknown>;
+  /** A provider push served on the push lane (node:http, ahead of koa) instead of by `handler`. */
+  push?: PushHandler;
 }
 
 export type AuthMiddleware = (level: AuthLevel) => (ctx: Context, next: () => Promise<unknown>) => Promise<unknown>;
@@ -62,6 +65,12 @@ export class ApiRegistry {
         }
       });
     }
+  }
+
+  /** The routes served on the push lane, each with its body limit. */
+  pushRoutes(defaultBodyLimitBytes: number): PushRoute[] {
+    return this.routes.flatMap((spec) => (spec.push && spec.method === 'post'
+      ? [{ path: spec.path, bodyLimitBytes: spec.bodyLimitBytes ?? defaultBodyLimitBytes, push: spec.push }] : []));
   }
 
   openapi(info: { title: string; version: string; serverUrl?: string }): Record<string, unknown> {

@@ -32,31 +32,32 @@ export function parseWith<T extends z.ZodType>(schema: T, value: unknown, where:
   return result.data;
 }
 
+/** The status and body every caller gets for a failed request: an HttpError as it says, a parser's 4xx
+ *  without its internals, anything else a logged 500. */
+export function errorAnswer(error: unknown, log: Logger, request: { method: string; path: string }): { status: number; body: { error: Record<string, unknown> } } {
+  const e = error as { status?: number; statusCode?: number; type?: string; expose?: boolean; message?: string };
+  if (error instanceof HttpError) {
+    return { status: error.status, body: { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } } };
+  }
+  const status = e.status ?? e.statusCode ?? 500;
+  if (status === 413 || e.type === 'entity.too.large') {
+    return { status: 413, body: { error: { code: 'payload_too_large', message: 'request body is too large' } } };
+  }
+  if (status >= 400 && status < 500) {
+    return { status, body: { error: { code: 'bad_request', message: e.expose && e.message ? e.message : 'bad request' } } };
+  }
+  log.error({ err: error, method: request.method, path: request.path }, 'request failed');
+  return { status: 500, body: { error: { code: 'internal', message: 'internal error' } } };
+}
+
 export function errorMiddleware(log: Logger) {
   return async function handleErrors(ctx: Context, next: Next) {
     try {
       await next();
     } catch (error) {
-      const e = error as { status?: number; statusCode?: number; type?: string; expose?: boolean; message?: string };
-      if (error instanceof HttpError) {
-        ctx.status = error.status;
-        ctx.body = { error: { code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) } };
-        return;
-      }
-      const status = e.status ?? e.statusCode ?? 500;
-      if (status === 413 || e.type === 'entity.too.large') {
-        ctx.status = 413;
-        ctx.body = { error: { code: 'payload_too_large', message: 'request body is too large' } };
-        return;
-      }
-      if (status >= 400 && status < 500) {
-        ctx.status = status;
-        ctx.body = { error: { code: 'bad_request', message: e.expose && e.message ? e.message : 'bad request' } };
-        return;
-      }
-      log.error({ err: error, method: ctx.method, path: ctx.path }, 'request failed');
-      ctx.status = 500;
-      ctx.body = { error: { code: 'internal', message: 'internal error' } };
+      const answer = errorAnswer(error, log, ctx);
+      ctx.status = answer.status;
+      ctx.body = answer.body;
     }
   };
 }

@@ -10,6 +10,7 @@ import type { ApiRegistry } from './apiRoutes.ts';
 import type { Authenticator } from './authenticate.ts';
 import { bodyMiddleware } from './body.ts';
 import { errorMiddleware } from './errors.ts';
+import type { PushLane } from './pushLane.ts';
 
 export interface UpgradeRoute {
   pattern: RegExp;
@@ -45,15 +46,20 @@ export function createHttpApp(deps: { registry: ApiRegistry; auth: Authenticator
   app.use((ctx, next) => routes[isApi(ctx.path) ? 'api' : 'edge'](ctx, next));
   app.use((ctx, next) => allowedMethods[isApi(ctx.path) ? 'api' : 'edge'](ctx, next));
   app.use(async function notFoundFallback(ctx) {
-    if (ctx.status === 404 && ctx.body === undefined) ctx.body = { error: { code: 'not_found', message: 'no such route' } };
+    if (ctx.status !== 404 || ctx.body !== undefined) return;
+    // Set explicitly: koa turns an implicit 404 into a 200 once a body is set.
+    ctx.status = 404;
+    ctx.body = { error: { code: 'not_found', message: 'no such route' } };
   });
   // koa logs errors itself unless told otherwise; ours are already answered and logged.
   app.silent = true;
   return app;
 }
 
-export function createHttpServer(app: Koa, upgrades: UpgradeRoute[], wsMaxFrameBytes: number, log: Logger) {
-  const server: Server = createServer(app.callback());
+/** The server: pushes on the push lane (when given), every other request through koa, upgrades by path. */
+export function createHttpServer(app: Koa, upgrades: UpgradeRoute[], wsMaxFrameBytes: number, log: Logger, pushLane?: PushLane) {
+  const koaListener = app.callback();
+  const server: Server = createServer(pushLane ? (req, res) => { if (!pushLane(req, res)) void koaListener(req, res); } : koaListener);
   const wss = new WebSocketServer({ noServer: true, maxPayload: wsMaxFrameBytes });
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (request.url ?? '/').split('?')[0]!;

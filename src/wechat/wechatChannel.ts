@@ -3,10 +3,10 @@
 // is durably queued, and never after WeChat's 5 s deadline: a late answer shows the user an error, no
 // answer makes WeChat retry, and the retry is deduplicated by the provider's id.
 import { parse as parseQueryString } from 'node:querystring';
-import type { Context } from 'koa';
 import { decryptWechatMessage, encryptedReplyXml, verifyWechatSignature, WechatCryptoError } from '../../adapters/wechat/wechatCrypto.ts';
 import { extractEncrypt, normalizeWechatPush, parseWechatXml, passiveTextReply, WechatPayloadError } from '../../adapters/wechat/wechatInbound.ts';
 import type { ApiRegistry } from '../http/apiRoutes.ts';
+import type { PushAnswer, PushInput } from '../http/pushLane.ts';
 import { badRequest, HttpError, notFound } from '../http/errors.ts';
 import type { InboxDirectory, InboxRecord } from '../inboxes/inboxDirectory.ts';
 import type { InboundAcceptor } from '../ingest/acceptInbound.ts';
@@ -29,7 +29,7 @@ export class WechatChannel {
       summary: 'WeChat Official Account server URL check: answers echostr when the signature matches the inbox token',
       handler: async (ctx, { params }) => {
         const { credentials } = await this.inbox(params.inboxId!);
-        const q = signedQuery(ctx);
+        const q = signedQuery(ctx.querystring);
         if (!verifyWechatSignature(q.signature, credentials.token, q.timestamp ?? '', q.nonce ?? '')) throw signatureError();
         if (!q.echostr) throw badRequest('echostr is missing');
         ctx.type = 'text/plain';
@@ -39,7 +39,8 @@ export class WechatChannel {
     api.add({
       method: 'post', path: '/wechat/:inboxId', tag: 'Providers', auth: 'provider', produces: 'text/plain `success`, or an XML passive reply',
       summary: 'WeChat Official Account message push (plain, compatible and safe mode)',
-      handler: async (ctx, { params }) => this.receive(ctx, params.inboxId!),
+      bodyLimitBytes: wechatMaxPushBytes,
+      push: (input) => this.receive(input),
     });
   }
 
@@ -62,17 +63,15 @@ export class WechatChannel {
     return { inbox: cached.inbox, credentials: cached.credentials! };
   }
 
-  private async receive(ctx: Context, inboxId: string): Promise<string | undefined> {
-    const { inbox, credentials } = await this.inbox(inboxId);
-    const q = signedQuery(ctx);
+  private async receive(input: PushInput): Promise<PushAnswer> {
+    const { inbox, credentials } = await this.inbox(input.params.inboxId!);
+    const q = signedQuery(input.querystring);
     const timestamp = q.timestamp ?? '';
     const nonce = q.nonce ?? '';
     const safeMode = q.encrypt_type === 'aes';
     // In safe mode msg_signature (which also covers the body) is checked below, instead of `signature`.
     if (!safeMode && !verifyWechatSignature(q.signature, credentials.token, timestamp, nonce)) throw signatureError();
-    const raw = ctx.request.rawBody ?? Buffer.alloc(0);
-    if (raw.length > wechatMaxPushBytes) throw new HttpError(413, 'payload_too_large', `a WeChat push is at most ${wechatMaxPushBytes} bytes`);
-    const body = raw.toString('utf8');
+    const body = input.body.toString('utf8');
     if (!body.trim()) throw badRequest('the body is empty');
 
     let fields: Record<string, string>;
@@ -98,7 +97,7 @@ export class WechatChannel {
       if (error instanceof WechatPayloadError) throw badRequest(error.message);
       throw error;
     }
-    if (push.kind === 'ignored') return this.answer(ctx, 'success');
+    if (push.kind === 'ignored') return success;
 
     const queued = push.kind === 'message'
       ? this.deps.acceptor.accept({ ...push.message, accountId: inbox.accountId, inboxId: inbox.id })
@@ -109,30 +108,26 @@ export class WechatChannel {
     if (!(await withinDeadline(queued, this.deps.deadlineMs ?? wechatAnswerDeadlineMs))) {
       // Silence, not a late answer: WeChat retries, and the retry finds the message already queued.
       this.deps.log.warn({ inboxId: inbox.id }, 'wechat push not queued within the deadline; left for the retry');
-      ctx.respond = false;
-      ctx.req.socket.destroy();
-      return undefined;
+      return { hangUp: true };
     }
 
     const welcome = push.kind === 'contact' && push.event === 'subscribe' ? (inbox.settings as { welcomeText?: string }).welcomeText : undefined;
-    if (!welcome) return this.answer(ctx, 'success');
+    if (!welcome) return success;
     const reply = passiveTextReply({ ToUserName: fields.ToUserName!, FromUserName: fields.FromUserName! }, welcome);
-    if (!safeMode) return this.answer(ctx, reply, 'application/xml');
-    return this.answer(ctx, encryptedReplyXml({
-      token: credentials.token, encodingAESKey: credentials.encodingAESKey!, appId: credentials.appId, replyXml: reply, timestamp, nonce,
-    }), 'application/xml');
-  }
-
-  private answer(ctx: Context, text: string, type = 'text/plain'): string {
-    ctx.type = type;
-    return text;
+    if (!safeMode) return { type: 'application/xml', body: reply };
+    return {
+      type: 'application/xml',
+      body: encryptedReplyXml({ token: credentials.token, encodingAESKey: credentials.encodingAESKey!, appId: credentials.appId, replyXml: reply, timestamp, nonce }),
+    };
   }
 }
 
+const success: PushAnswer = { type: 'text/plain', body: 'success' };
+
 /** The query WeChat signs (signature, timestamp, nonce, …); a repeated name counts as a wrong value. */
-function signedQuery(ctx: Context): Record<string, string | undefined> {
+function signedQuery(querystring: string): Record<string, string | undefined> {
   // node:querystring is several times cheaper than koa's URLSearchParams-based ctx.query on this path.
-  return parseQueryString(ctx.querystring) as Record<string, string | undefined>;
+  return parseQueryString(querystring) as Record<string, string | undefined>;
 }
 
 function signatureError(): HttpError {

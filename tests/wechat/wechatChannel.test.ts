@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decryptWechatMessage, encryptWechatMessage, verifyWechatSignature, wechatSignature } from '../../adapters/wechat/wechatCrypto.ts';
 import { parseWechatXml } from '../../adapters/wechat/wechatInbound.ts';
 import { ApiRegistry } from '../../src/http/apiRoutes.ts';
-import { createHttpApp } from '../../src/http/server.ts';
+import { createPushLane } from '../../src/http/pushLane.ts';
+import { createHttpApp, createHttpServer } from '../../src/http/server.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { WechatChannel } from '../../src/wechat/wechatChannel.ts';
@@ -157,7 +158,7 @@ describe('WeChat Official Account server URL', () => {
       ['unknown inbox', post('inb_nope', signed(), good), 404, /inbox/],
       ['2 MB body', post(plainInbox, signed(), `<xml><Content>${'x'.repeat(2 * 1024 * 1024)}</Content></xml>`), 413, /larger/],
       ['1 MB body', post(plainInbox, signed(), `<xml><Content>${'x'.repeat(1024 * 1024)}</Content></xml>`), 413, /larger|at most/],
-      ['100 KB body', post(plainInbox, signed(), `<xml><Content>${'x'.repeat(100 * 1024)}</Content></xml>`), 413, /at most 65536 bytes/],
+      ['100 KB body', post(plainInbox, signed(), `<xml><Content>${'x'.repeat(100 * 1024)}</Content></xml>`), 413, /65536 bytes/],
     ];
     for (const [what, pending, status, message] of cases) {
       const r = await pending;
@@ -183,8 +184,11 @@ describe('WeChat deadline', () => {
     const registry = new ApiRegistry();
     channel.registerRoutes(registry);
     const auth = { middleware: () => async (_ctx: unknown, next: () => Promise<unknown>) => next() };
-    const app = createHttpApp({ registry, auth: auth as never, log: createLogger('silent'), metrics: createMetrics(), bodyLimitBytes: 1 << 20 });
-    const server = app.listen(0, '127.0.0.1');
+    const log = createLogger('silent');
+    const metrics = createMetrics();
+    const app = createHttpApp({ registry, auth: auth as never, log, metrics, bodyLimitBytes: 1 << 20 });
+    const { server } = createHttpServer(app, [], 1 << 16, log, createPushLane(registry.pushRoutes(1 << 20), { log, metrics }));
+    server.listen(0, '127.0.0.1');
     await new Promise((r) => server.once('listening', r));
     try {
       const { port } = server.address() as AddressInfo;
