@@ -3,16 +3,19 @@
 // BullMQ add + no-op process of the same job. Goals: throughput ≥ 50% of the floor; p99 visitor→agent
 // ≤ 50 ms at 200 msg/s. Env: BENCH_N (5000), BENCH_ROUNDS (3: floor and gateway take turns; the median
 // round is the verdict), BENCH_RATE (200), BENCH_SECONDS (10), REDIS_URL (else an embedded redis-server
-// with AOF as in production), BENCH_JSON=1 to print the result as JSON too.
+// with AOF as in production), BENCH_JSON=1 to print the result as JSON too, BENCH_CPU_PROF=dir to write
+// a CPU profile of the last round's gateway throughput phase (the profiler's cost is in that round's figures).
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createRedis } from '../src/redis/connection.ts';
 import { benchRedis, numberEnv } from './benchRedis.ts';
 import { measureFloor, type FloorResult } from './floor.ts';
 import { benchSettings, createBenchTenant, startGatewayUnderTest } from './gatewayUnderTest.ts';
 import type { ChildMessage, LatencyResult, LoadConfig, ParentMessage, ThroughputResult } from './loadClients.ts';
-import { CpuMeter, redisStalls, type LatencySummary } from './stats.ts';
+import { CpuMeter, redisStalls, startCpuProfile, type LatencySummary } from './stats.ts';
 
 const throughputGoal = 0.5;
 const p99GoalMs = 50;
@@ -24,13 +27,14 @@ const agentCapacityLimit = 1000;
 
 interface PhaseLoad { gatewayCore: number; redisCore: number; loopDelayP99Ms: number; loopDelayMaxMs: number }
 
-async function runClients(config: LoadConfig, meterFor: () => CpuMeter) {
+async function runClients(config: LoadConfig, meterFor: () => CpuMeter, profileFile?: string) {
   const child = fork(new URL('./loadClients.ts', import.meta.url), [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
   const loopDelay = monitorEventLoopDelay({ resolution: 5 });
   loopDelay.enable();
   const phases: Record<string, PhaseLoad> = {};
   let meter: CpuMeter | undefined;
   let measured: Promise<void> = Promise.resolve();
+  let profile: Awaited<ReturnType<typeof startCpuProfile>> | undefined;
   try {
     return await new Promise<{ throughput: ThroughputResult; latency: LatencyResult; warmupReceived: number; phases: Record<string, PhaseLoad> }>((resolve, reject) => {
       child.on('exit', (code) => reject(new Error(`load clients exited (${code}) without a result`)));
@@ -39,13 +43,18 @@ async function runClients(config: LoadConfig, meterFor: () => CpuMeter) {
         if (message.type === 'result') return void measured.then(() => resolve({ ...message, phases }));
         if (message.edge === 'start') {
           meter = meterFor();
-          void meter.start().then(() => {
+          const profiling = profileFile && message.name === 'throughput' ? startCpuProfile().then((p) => { profile = p; }) : Promise.resolve();
+          void profiling.then(() => meter!.start()).then(() => {
             loopDelay.reset();
             child.send({ type: 'phase-ready' } satisfies ParentMessage);
           }, reject);
         } else {
           const delay = { loopDelayP99Ms: loopDelay.percentile(99) / 1e6, loopDelayMaxMs: loopDelay.max / 1e6 };
-          measured = meter!.stop().then((cpu) => { phases[message.name] = { gatewayCore: cpu.processCore, redisCore: cpu.redisCore, ...delay }; }, reject);
+          measured = meter!.stop().then(async (cpu) => {
+            phases[message.name] = { gatewayCore: cpu.processCore, redisCore: cpu.redisCore, ...delay };
+            if (profile) await profile.stop(profileFile!);
+            profile = undefined;
+          }, reject);
         }
       });
       child.send({ type: 'start', config } satisfies ParentMessage);
@@ -125,6 +134,8 @@ async function main() {
   const rate = numberEnv('BENCH_RATE', 200);
   const seconds = numberEnv('BENCH_SECONDS', 10);
   const roundCount = Math.round(numberEnv('BENCH_ROUNDS', 3));
+  const profileDir = process.env.BENCH_CPU_PROF || undefined;
+  if (profileDir) mkdirSync(profileDir, { recursive: true });
   const visitors = Math.ceil(warmupMessages / perVisitorBurst) + Math.ceil(n / perVisitorBurst) + Math.ceil(rate);
   if (visitors > agentCapacityLimit) {
     throw new Error(`BENCH_N=${n} and BENCH_RATE=${rate} need ${visitors} conversations at once; one agent takes at most ${agentCapacityLimit}`);
@@ -162,7 +173,7 @@ async function main() {
         url: g.url, inboxId: tenant.inboxId, agentToken: tenant.agentToken, messages: n, perVisitorBurst, warmupMessages,
         // Only the last round measures latency at full length; the others keep it short.
         rate, seconds: last ? seconds : Math.min(seconds, 1),
-      }, () => new CpuMeter(observer));
+      }, () => new CpuMeter(observer), profileDir && last ? join(profileDir, `gateway-throughput-${run}.cpuprofile`) : undefined);
       if (result.warmupReceived < warmupMessages) console.warn(`warning: only ${result.warmupReceived}/${warmupMessages} warm-up messages reached the agent`);
       rounds.push({ floor, result });
       console.log(`  round ${round + 1}/${roundCount}: floor ${floor.jobsPerSecond.toFixed(0)} jobs/s, gateway ${result.throughput.messagesPerSecond.toFixed(0)} msg/s, ratio ${(100 * result.throughput.messagesPerSecond / floor.jobsPerSecond).toFixed(1)} %`);

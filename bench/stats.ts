@@ -1,4 +1,6 @@
 // Small measurement pieces shared by the benchmark phases: percentiles and CPU time of a process or Redis.
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import type { Redis } from 'ioredis';
 
 export interface LatencySummary { count: number; p50: number; p95: number; p99: number; max: number }
@@ -53,5 +55,21 @@ export async function redisStalls(redis: Redis): Promise<RedisStalls> {
     slowest,
     events: latest.map(([event, , latestMs, maxMs]) => ({ event, latestMs: Number(latestMs), maxMs: Number(maxMs) })),
     aofRewrites: field('aof_rewrites'), forks: field('total_forks'), latestForkMs: field('latest_fork_usec') / 1000,
+  };
+}
+
+/** A CPU profile of this process (sampled every 250 µs) from now until `stop` writes it to a file. */
+export async function startCpuProfile(): Promise<{ stop(file: string): Promise<void> }> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 250 });
+  await session.post('Profiler.start');
+  return {
+    async stop(file) {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    },
   };
 }

@@ -16,9 +16,8 @@
 // BENCH_CPU_PROF=dir writes a CPU profile of each server taking one more (unmeasured) burst of BENCH_N.
 import { fork } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import { createRequire } from 'node:module';
 import { cpus, loadavg } from 'node:os';
@@ -34,7 +33,7 @@ import { jobOptions } from '../src/queues.ts';
 import { createRedis } from '../src/redis/connection.ts';
 import { benchRedis, numberEnv } from './benchRedis.ts';
 import { benchSettings, call } from './gatewayUnderTest.ts';
-import { redisCpuSeconds, redisStalls, summarizeLatency, type LatencySummary, type RedisStalls } from './stats.ts';
+import { redisCpuSeconds, redisStalls, startCpuProfile, summarizeLatency, type LatencySummary, type RedisStalls } from './stats.ts';
 
 const throughputGoal = 1.2;
 const p99GoalMs = 25;
@@ -355,17 +354,11 @@ async function measured<T>(observer: Redis, work: () => Promise<T>): Promise<{ r
 
 /** A CPU profile of this process (both servers; one is busy) while `work` runs, written to `file`. */
 async function profiled<T>(file: string, work: () => Promise<T>): Promise<T> {
-  const session = new Session();
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.setSamplingInterval', { interval: 250 });
-  await session.post('Profiler.start');
+  const profile = await startCpuProfile();
   try {
     return await work();
   } finally {
-    const { profile } = await session.post('Profiler.stop');
-    writeFileSync(file, JSON.stringify(profile));
-    session.disconnect();
+    await profile.stop(file);
   }
 }
 
