@@ -72,13 +72,10 @@ export class LiveFeed {
       try {
         const batch = (await this.reader!.xread('COUNT', 500, 'BLOCK', 2000, 'STREAMS', this.keys.live, lastId)) as [string, [string, string[]][]][] | null;
         if (!batch) continue;
-        // The sockets a batch writes to stay corked until the batch is dispatched: many frames, one write.
-        const corked = new Set<WebSocket>();
         for (const [id, fields] of batch[0]![1]) {
           lastId = id;
-          this.dispatch(fields, corked);
+          this.dispatch(fields);
         }
-        for (const socket of corked) underlyingSocket(socket)?.uncork();
       } catch (error) {
         if (!this.running) break;
         this.log.warn({ err: (error as Error).message }, 'live feed read failed; retrying');
@@ -87,7 +84,7 @@ export class LiveFeed {
     }
   }
 
-  private dispatch(fields: string[], corked: Set<WebSocket>): void {
+  private dispatch(fields: string[]): void {
     const entry: LiveEntry = { agentId: '', visitorKey: '' };
     for (let i = 0; i < fields.length; i += 2) {
       const name = fields[i];
@@ -100,9 +97,6 @@ export class LiveFeed {
     const agentSockets = this.agents.get(entry.agentId);
     const visitorSockets = this.visitors.get(entry.visitorKey);
     const guard = (p: void | Promise<void>) => { if (p) p.catch((error) => this.log.warn({ err: (error as Error).message }, 'live push failed')); };
-    for (const socket of [...(agentSockets ?? []), ...(visitorSockets ?? [])]) {
-      if (!corked.has(socket)) { underlyingSocket(socket)?.cork(); corked.add(socket); }
-    }
     if (agentSockets) guard(this.onAgentEntry(entry, agentSockets));
     if (visitorSockets) guard(this.onVisitorEntry(entry, visitorSockets));
   }
@@ -121,6 +115,24 @@ function underlyingSocket(socket: WebSocket): { cork(): void; uncork(): void } |
   return (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
 }
 
+// Frames sent in one turn of the event loop (a batch of live entries, the `accepted` answers to a burst of
+// messages) leave in one write per socket: each socket is corked at its first frame and uncorked once the
+// turn's callbacks and promises have run. Each write is a system call, and frames come in bursts.
+const corkedSockets = new Set<{ uncork(): void }>();
+function uncorkAll(): void {
+  for (const socket of corkedSockets) socket.uncork();
+  corkedSockets.clear();
+}
+function corkForThisTurn(socket: WebSocket): void {
+  const tcp = underlyingSocket(socket);
+  if (!tcp || corkedSockets.has(tcp)) return;
+  tcp.cork();
+  if (corkedSockets.size === 0) process.nextTick(uncorkAll);
+  corkedSockets.add(tcp);
+}
+
 export function sendJson(socket: WebSocket, value: unknown): void {
-  if (socket.readyState === 1) socket.send(typeof value === 'string' ? value : JSON.stringify(value));
+  if (socket.readyState !== 1) return;
+  corkForThisTurn(socket);
+  socket.send(typeof value === 'string' ? value : JSON.stringify(value));
 }
