@@ -30,8 +30,10 @@ function ensureChromiumInstalled(): void {
 }
 
 // The email tests' IMAP server, installed the same way (the tests start their own instance, see dovecotServer.ts).
+// dovecot-core alone has the daemon but not the IMAP server process: both must be there.
+const dovecotInstalled = () => existsSync('/usr/sbin/dovecot') && existsSync('/usr/lib/dovecot/imap');
 function ensureDovecotInstalled(): void {
-  if (existsSync('/usr/sbin/dovecot')) return;
+  if (dovecotInstalled()) return;
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   if (isRoot && existsSync('/usr/bin/apt-get')) {
     console.error('dovecot not found: installing Debian package dovecot-imapd for the email tests (apt-get)…');
@@ -39,7 +41,7 @@ function ensureDovecotInstalled(): void {
     spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
     spawnSync('apt-get', ['install', '-y', '-qq', 'dovecot-imapd'], { stdio: 'inherit', env });
   }
-  if (!existsSync('/usr/sbin/dovecot')) throw new Error('The email tests need Debian\'s dovecot-imapd: sudo apt-get install -y dovecot-imapd');
+  if (!dovecotInstalled()) throw new Error('The email tests need Debian\'s dovecot-imapd: sudo apt-get install -y dovecot-imapd');
 }
 
 export async function setup(project: TestProject) {
