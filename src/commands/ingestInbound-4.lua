@@ -23,7 +23,7 @@
   contact's last conversation was resolved reopens it (conversation.reopened) instead of starting one.
 
   Returns {messageId, contactId, conversationId, duplicate, assigneeId, contactCreated, conversationCreated, reopened,
-    needsRouting (1: open and not routed yet, also after a crash between this script and the routing)}
+    needsRouting (1: open, not routed yet, and this message holds the routing claim: see claimRouting)}
 ]]
 --- @include "emitEvent"
 --- @include "messageJson"
@@ -33,20 +33,35 @@
 
 local prefix, accountId, inboxId, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local nowIso = ARGV[10]
+local nowMs = tonumber(ARGV[16])
+
+-- One message at a time routes a conversation not routed yet: without the claim, every message that arrives
+-- while the first one is being routed would route it again. The claim's holder (its job retried after a
+-- crash included) may route; after routingClaimMs without routing (a crash between this script and the
+-- routing), the next message takes the claim over.
+local routingClaimMs = 60000
+local function claimRouting(convKey, messageId)
+  local c = redis.call('HMGET', convKey, 'status', 'routed', 'routingClaim')
+  if c[1] ~= 'open' or c[2] == '1' then return 0 end
+  local holder, at = string.match(c[3] or '', '^(.*)@(%d+)$')
+  if holder and holder ~= messageId and tonumber(at) > nowMs - routingClaimMs then return 0 end
+  redis.call('HSET', convKey, 'routingClaim', messageId .. '@' .. nowMs)
+  return 1
+end
 
 local existing = redis.call('GET', KEYS[1])
 if existing then
   local f = redis.call('HMGET', prefix .. ':msg:' .. existing, 'contactId', 'conversationId', 'contactCreated', 'conversationCreated')
-  local c = redis.call('HMGET', prefix .. ':conv:' .. f[2], 'assigneeId', 'status', 'routed')
-  local assignee = c[1] or ''
-  return {existing, f[1], f[2], 1, assignee, tonumber(f[3]), tonumber(f[4]), 0, (c[2] == 'open' and c[3] ~= '1') and 1 or 0}
+  local convKey = prefix .. ':conv:' .. f[2]
+  local assignee = redis.call('HGET', convKey, 'assigneeId') or ''
+  return {existing, f[1], f[2], 1, assignee, tonumber(f[3]), tonumber(f[4]), 0, claimRouting(convKey, existing)}
 end
 
 -- A resolved conversation open again (unassigned, to be routed), with its open key pointing at it.
 local function reopenResolved(convKey, id, openKeyOfIt)
   redis.call('SET', openKeyOfIt, id)
   redis.call('HSET', convKey, 'status', 'open', 'assigneeId', '', 'updatedAt', nowIso)
-  redis.call('HDEL', convKey, 'resolvedAt', 'resolvedAtMs', 'resolvedBy', 'routed', 'offeredTo', 'waitingSince', 'waitingSinceMs')
+  redis.call('HDEL', convKey, 'resolvedAt', 'resolvedAtMs', 'resolvedBy', 'routed', 'routingClaim', 'offeredTo', 'waitingSince', 'waitingSinceMs')
   redis.call('ZREM', prefix .. ':resolved', id)
   local n = redis.call('HINCRBY', convKey, 'reopenings', 1)
   emitEvent(prefix, accountId, 'evt_' .. id .. '_o' .. n, 'conversation.reopened', conversationSource(accountId, inboxId),
@@ -83,7 +98,7 @@ if not convId and not thread then
   local lastId = reopenWindow > 0 and redis.call('GET', KEYS[4])
   local lastKey = prefix .. ':conv:' .. (lastId or '')
   local last = lastId and redis.call('HMGET', lastKey, 'status', 'resolvedAtMs', 'inboxId') or {}
-  if lastId and last[1] == 'resolved' and last[3] == inboxId and tonumber(last[2] or '0') >= tonumber(ARGV[16]) - reopenWindow then
+  if lastId and last[1] == 'resolved' and last[3] == inboxId and tonumber(last[2] or '0') >= nowMs - reopenWindow then
     convId = lastId
     reopened = 1
     reopenResolved(lastKey, convId, KEYS[3])
@@ -109,8 +124,7 @@ if thread then
   for _, p in ipairs(thread.pointers or {}) do redis.call('SET', p[1], convId, 'EX', tonumber(p[2]), 'NX') end
   for _, p in ipairs(thread.refresh or {}) do redis.call('SET', p[1], convId, 'EX', tonumber(p[2])) end
 end
-local c = redis.call('HMGET', convKey, 'assigneeId', 'routed')
-local assignee = c[1] or ''
+local assignee = redis.call('HGET', convKey, 'assigneeId') or ''
 emitEvent(prefix, accountId, 'evt_' .. messageId .. '_r', 'message.received', conversationSource(accountId, inboxId),
   convId, nowIso, messageJson(msgKey), assignee, ARGV[13])
-return {messageId, contactId, convId, 0, assignee, contactCreated, convCreated, reopened, c[2] ~= '1' and 1 or 0}
+return {messageId, contactId, convId, 0, assignee, contactCreated, convCreated, reopened, claimRouting(convKey, messageId)}

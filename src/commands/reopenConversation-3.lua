@@ -24,7 +24,7 @@ redis.call('SET', KEYS[2], f[2])
 redis.call('SET', KEYS[3], f[2])
 redis.call('HSET', KEYS[1], 'status', 'open', 'assigneeId', '', 'updatedAt', nowIso)
 redis.call('ZREM', prefix .. ':resolved', f[2])
-redis.call('HDEL', KEYS[1], 'resolvedAt', 'resolvedAtMs', 'resolvedBy', 'routed', 'offeredTo', 'waitingSince', 'waitingSinceMs')
+redis.call('HDEL', KEYS[1], 'resolvedAt', 'resolvedAtMs', 'resolvedBy', 'routed', 'routingClaim', 'offeredTo', 'waitingSince', 'waitingSinceMs')
 local n = redis.call('HINCRBY', KEYS[1], 'reopenings', 1)
 emitEvent(prefix, f[3], 'evt_' .. f[2] .. '_o' .. n, 'conversation.reopened', conversationSource(f[3], f[4]),
   f[2], nowIso, conversationJson(KEYS[1]), '', f[5] or '')

@@ -126,6 +126,61 @@ describe('ingest: accepting and storing inbound messages', () => {
     expect(eventsOfType(replayed, 'conversation.assigned')).toHaveLength(1);
   });
 
+  it('routes a new conversation once while its first message is being routed, and hands the routing over after a crash', async () => {
+    const tenant = await createTenant(t);
+    const real = t.gateway.services.router;
+    let routed = 0;
+    let failNext = false;
+    // Routing that takes a while (a busy Redis): the other messages of the conversation are ingested meanwhile.
+    const router = {
+      routeConversation: async (...args: Parameters<typeof real.routeConversation>) => {
+        routed += 1;
+        await new Promise((r) => setTimeout(r, 50));
+        if (failNext) { failNext = false; throw new Error('worker died before routing'); }
+        return real.routeConversation(...args);
+      },
+    } as unknown as typeof real;
+    const processInbound = createIngestProcessor({
+      redis: t.gateway.redis, keys: t.gateway.keys, retentionSeconds: 3600, router, contacts: t.gateway.services.contacts,
+    });
+    const jobFor = (message: ReturnType<typeof visitorMessage>, seq: number) => ({
+      data: { messageId: InboundAcceptor.messageIdFor(tenant.inboxId, message.externalId), seq, receivedAt: new Date().toISOString(), contactName: '', visitorHint: '', message },
+    }) as unknown as Job;
+
+    const visitorId = newVisitorId();
+    const burst = Array.from({ length: 20 }, (_, i) => jobFor(visitorMessage(tenant, visitorId, `${visitorId}/b${i}`), Date.now() * 1000 + i));
+    await Promise.all(burst.map((job) => processInbound(job)));
+    expect(routed).toBe(1);
+
+    // The first message's routing fails (its worker died): the later messages leave it to that message's retry...
+    routed = 0;
+    failNext = true;
+    const other = newVisitorId();
+    const first = jobFor(visitorMessage(tenant, other, `${other}/1`), Date.now() * 1000);
+    await expect(processInbound(first)).rejects.toThrow('worker died');
+    await processInbound(jobFor(visitorMessage(tenant, other, `${other}/2`), Date.now() * 1000 + 1));
+    expect(routed).toBe(1);
+    // ...which routes it,
+    const retried = await processInbound(first);
+    expect(routed).toBe(2);
+    const conversation = await t.gateway.redis.hgetall(t.gateway.keys.conversation((retried as { conversationId: string }).conversationId));
+    expect(conversation.routed).toBe('1');
+
+    // and a claim older than a minute (its job gone for good) passes to the next message.
+    routed = 0;
+    failNext = true;
+    const third = newVisitorId();
+    await expect(processInbound(jobFor(visitorMessage(tenant, third, `${third}/1`), Date.now() * 1000))).rejects.toThrow();
+    const stale = await processInbound(jobFor(visitorMessage(tenant, third, `${third}/2`), Date.now() * 1000 + 1)) as { conversationId: string };
+    expect(routed).toBe(1);
+    const convKey = t.gateway.keys.conversation(stale.conversationId);
+    const claim = (await t.gateway.redis.hget(convKey, 'routingClaim'))!;
+    await t.gateway.redis.hset(convKey, 'routingClaim', claim.replace(/@\d+$/, `@${Date.now() - 61_000}`));
+    await processInbound(jobFor(visitorMessage(tenant, third, `${third}/3`), Date.now() * 1000 + 2));
+    expect(routed).toBe(2);
+    expect(await t.gateway.redis.hget(convKey, 'routed')).toBe('1');
+  });
+
   it('emits CloudEvents whose message.received data is a valid normalized message', async () => {
     const tenant = await createTenant(t);
     const visitorId = newVisitorId();
