@@ -102,6 +102,7 @@ export async function createGateway(options: GatewayOptions) {
   producerRedis.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
   const queues = createQueues(producerRedis, settings.redisPrefix);
   metrics.trackQueues(queues);
+  metrics.trackDeliveryLanes(redis, keys.webhookDue);
   const secretBox = createSecretBox(options.secretKey);
   const publicUrl = (settings.publicUrl ?? `http://localhost:${settings.port}`).replace(/\/$/, '');
 

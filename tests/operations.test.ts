@@ -82,6 +82,9 @@ describe('operations endpoints', () => {
     for (const queue of ['inbound', 'outbound', 'webhooks']) {
       expect(text).toMatch(new RegExp(`^gateway_queue_jobs\\{[^}]*queue="${queue}"[^}]*\\} \\d+`, 'm'));
     }
+    // Webhook deliveries wait in lanes: their depth and lag are gauges of their own.
+    expect(text).toMatch(/^gateway_webhook_lanes \d+/m);
+    expect(text).toMatch(/^gateway_webhook_overdue_seconds [\d.]+/m);
   });
 
   it('/openapi.json is OpenAPI 3.1 and lists the whole contract surface', async () => {
