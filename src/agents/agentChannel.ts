@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { ConversationActions } from '../conversations/conversationActions.ts';
 import type { ConversationStore } from '../conversations/conversationStore.ts';
 import { HttpError } from '../http/errors.ts';
+import { requestDigest } from '../http/idempotency.ts';
 import { eventTypeOf, sendJson, type LiveEntry, type LiveFeed } from '../live/liveFeed.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
@@ -76,7 +77,9 @@ export class AgentChannel {
         return sendJson(socket, { type: 'pong' });
       case 'reply': {
         const message = await this.deps.actions.reply(agent.accountId, frame.conversationId, {
-          content: { type: 'text', text: frame.text }, agentId: agent.id, idempotencyKey: frame.clientMessageId,
+          content: { type: 'text', text: frame.text }, agentId: agent.id,
+          // Digested as the REST body {text} is: both share the key space, so the same key and text is one request either way.
+          idempotency: frame.clientMessageId ? { key: frame.clientMessageId, requestDigest: requestDigest({ text: frame.text }) } : undefined,
         });
         return sendJson(socket, { type: 'ack', clientMessageId: frame.clientMessageId, message });
       }

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { conversationSchema, contactSchema, publicConversation } from '../conversations/conversationStore.ts';
 import type { ApiRegistry } from '../http/apiRoutes.ts';
 import { badRequest, conflict, forbidden, notFound } from '../http/errors.ts';
+import { idempotencyOf } from '../http/idempotency.ts';
 import { contentSchema, messageSchema } from '../schema/message.ts';
 import { pageOf, pageQuery } from './pagination.ts';
 import type { ApiServices } from './services.ts';
@@ -72,14 +73,11 @@ export function registerConversationRoutes(api: ApiRegistry, s: ApiServices): vo
   api.add({
     method: 'post', path: `${base}/conversations/:conversationId/messages`, tag: 'Conversations', auth: 'accountOrAgent', body: reply,
     successStatus: 202, response: messageSchema,
-    summary: 'Reply: stored at once (status queued) and sent through the customer\'s channel. Send Idempotency-Key to make retries safe.',
-    handler: async (ctx, { params, body }) => {
-      const idempotencyKey = ctx.get('idempotency-key') || undefined;
-      if (idempotencyKey && idempotencyKey.length > 200) throw badRequest('Idempotency-Key: at most 200 characters');
-      return s.actions.reply(params.accountId!, params.conversationId!, {
-        content: body.content ?? { type: 'text', text: body.text! }, agentId: agentIdOf(ctx), idempotencyKey,
-      });
-    },
+    summary: 'Reply: stored at once (status queued) and sent through the customer\'s channel. Send Idempotency-Key to make retries safe '
+      + '(the same key with another body: 422 idempotency_key_reused).',
+    handler: async (ctx, { params, body }) => s.actions.reply(params.accountId!, params.conversationId!, {
+      content: body.content ?? { type: 'text', text: body.text! }, agentId: agentIdOf(ctx), idempotency: idempotencyOf(ctx, body),
+    }),
   });
   const mayForce = (ctx: { state: { caller?: { kind: string; agent?: { role: string } } } }) =>
     ctx.state.caller?.kind !== 'agent' || ctx.state.caller.agent?.role === 'supervisor';

@@ -6,6 +6,7 @@ import { contactSchema } from '../conversations/conversationStore.ts';
 import { CrmActions, maxTagsPerConversation } from '../crm/crmActions.ts';
 import type { ApiRegistry } from '../http/apiRoutes.ts';
 import { badRequest, notFound } from '../http/errors.ts';
+import { idempotencyOf } from '../http/idempotency.ts';
 import { channelSchema, contentSchema, messageSchema } from '../schema/message.ts';
 import { pageOf, pageQuery } from './pagination.ts';
 import type { ApiServices } from './services.ts';
@@ -38,12 +39,6 @@ const upsertBody = z.object({
   attributes: z.record(z.string(), z.unknown()).optional().describe('merged into the existing ones'),
 }).strict().refine((b) => !!b.inboxId === !!b.channelId, 'inboxId and channelId go together');
 
-function idempotencyKeyOf(ctx: { get(name: string): string }): string | undefined {
-  const key = ctx.get('idempotency-key') || undefined;
-  if (key && key.length > 200) throw badRequest('Idempotency-Key: at most 200 characters');
-  return key;
-}
-
 export function registerCrmRoutes(api: ApiRegistry, s: ApiServices): void {
   const crm = new CrmActions(s.redis, s.keys, s.inboxes, s.conversations, s.queues.outbound);
 
@@ -51,9 +46,9 @@ export function registerCrmRoutes(api: ApiRegistry, s: ApiServices): void {
     method: 'post', path: `${base}/inboxes/:inboxId/messages`, tag: 'CRM actions', auth: 'account', body: sendBody, successStatus: 202,
     response: z.object({ message: messageSchema, conversationCreated: z.boolean(), contactCreated: z.boolean() }),
     summary: 'Send a message to a contact through this inbox: reuses the open conversation or opens one (routed when the customer answers). '
-      + 'Send Idempotency-Key to make retries safe.',
+      + 'Send Idempotency-Key to make retries safe (the same key with another body: 422 idempotency_key_reused).',
     handler: async (ctx, { params, body }) => crm.sendToContact(params.accountId!, params.inboxId!, {
-      to: body.to, content: body.content ?? { type: 'text', text: body.text! }, idempotencyKey: idempotencyKeyOf(ctx),
+      to: body.to, content: body.content ?? { type: 'text', text: body.text! }, idempotency: idempotencyOf(ctx, body),
     }),
   });
 
@@ -99,10 +94,10 @@ export function registerCrmRoutes(api: ApiRegistry, s: ApiServices): void {
       authorName: z.string().max(200).optional().describe('who wrote it in the CRM (agents are named by their token)'),
     }).strict(),
     response: noteSchema,
-    summary: 'Add an internal note for the agents (never sent to the customer); emits conversation.note_added. Idempotency-Key honoured.',
+    summary: 'Add an internal note for the agents (never sent to the customer); emits conversation.note_added. Idempotency-Key honoured (another body with the same key: 422).',
     handler: async (ctx, { params, body }) => {
       const r = await crm.addNote(params.accountId!, params.conversationId!, {
-        text: body.text, author: authorOf(ctx.state.caller as never, body.authorName), idempotencyKey: idempotencyKeyOf(ctx),
+        text: body.text, author: authorOf(ctx.state.caller as never, body.authorName), idempotency: idempotencyOf(ctx, body),
       });
       return r.note;
     },

@@ -78,14 +78,10 @@ export function registerWebhookRoutes(api: ApiRegistry, s: ApiServices, options:
     handler: async (_ctx, { params, body }) => {
       const w = await webhookOr404(params.accountId!, params.webhookId!);
       if (body.url) await checkTarget(body.url);
-      const next: WebhookRecord = {
-        ...w, ...body, inboxIds: body.inboxIds === undefined ? w.inboxIds : body.inboxIds,
-        disabledReason: body.enabled ? null : body.enabled === false ? 'disabled through the API' : w.disabledReason,
-        pausedAt: body.enabled ? null : w.pausedAt,
-      };
-      const saved = await s.webhooks.save(next);
-      if (body.enabled !== undefined) await lanes.setOff(w.id, !body.enabled);
-      return s.webhooks.view(saved);
+      const updated = await s.webhooks.update(params.accountId!, w.id, body);
+      if (!updated) throw notFound('webhook'); // deleted since the read above
+      if (updated.resumed) await lanes.resume(w.id);
+      return s.webhooks.view(updated.record);
     },
   });
   api.add({
@@ -102,9 +98,9 @@ export function registerWebhookRoutes(api: ApiRegistry, s: ApiServices, options:
     response: webhookViewSchema.extend({ secret: z.string().describe('the new whsec_…: shown once') }),
     summary: 'Rotate the signing secret; during the overlap webhook-signature carries both signatures',
     handler: async (_ctx, { params, body }) => {
-      const w = await webhookOr404(params.accountId!, params.webhookId!);
-      const { record, secret } = await s.webhooks.rotateSecret(w, body.overlapSeconds);
-      return { ...s.webhooks.view(record), secret };
+      const rotated = await s.webhooks.rotateSecret(params.accountId!, params.webhookId!, body.overlapSeconds);
+      if (!rotated) throw notFound('webhook');
+      return { ...s.webhooks.view(rotated.record), secret: rotated.secret };
     },
   });
 

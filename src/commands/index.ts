@@ -32,6 +32,8 @@ export type ScriptName =
   | 'claimDeliveries'
   | 'settleDelivery'
   | 'redeliverDelivery'
+  | 'updateWebhook'
+  | 'rotateWebhookSecret'
   | 'holdLease'
   | 'releaseLease'
   | 'sendToContact'

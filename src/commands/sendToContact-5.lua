@@ -2,7 +2,8 @@
   sendToContact: a CRM's message to a contact through an inbox, with no conversation needed: the
   contact (created on first sight, contact.created), its open conversation in that inbox (created
   when none is open, conversation.created; routed when the customer answers) and the outbound
-  message (status queued), in one step. With an idempotency key a repeated request returns the first.
+  message (status queued), in one step. With an idempotency key a repeated request returns the first,
+  and the key sent with another request body is refused ('reused') with nothing changed.
 
   KEYS[1] idempotency key   KEYS[2] contact identity key (account + channel + channel id digest)
   KEYS[3] open conversation key (inbox + digest)   KEYS[4] last conversation key (inbox + digest)
@@ -11,11 +12,12 @@
   ARGV[6] channel id   ARGV[7] new contact id   ARGV[8] new conversation id   ARGV[9] message id
   ARGV[10] message body JSON   ARGV[11] idempotency ttl seconds ('0' = no key)   ARGV[12] sequence key
   ARGV[13] visitor hint   ARGV[14] contact name (for a new contact)
-  ARGV[15] the contact the caller named ('' = whoever the identity belongs to)
+  ARGV[15] the contact the caller named ('' = whoever the identity belongs to)   ARGV[16] the request body's digest
 
   Returns {'created', messageId, conversationId, contactId, conversationCreated, contactCreated}
-    | {'existing', messageId} | {'mismatch'}
+    | {'existing', messageId} | {'reused'} | {'mismatch'}
 ]]
+--- @include "idempotency"
 --- @include "emitEvent"
 --- @include "contact"
 --- @include "conversation"
@@ -24,8 +26,9 @@
 
 local prefix, nowIso, accountId, inboxId, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if ARGV[11] ~= '0' then
-  local existing = redis.call('GET', KEYS[1])
-  if existing then return {'existing', existing} end
+  local replay, existing = idempotentReplay(KEYS[1], ARGV[16])
+  if replay == 'same' then return {'existing', existing} end
+  if replay == 'reused' then return {'reused'} end
 end
 if ARGV[15] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[15] then return {'mismatch'} end
 local contactId, contactCreated = ensureContact(prefix, KEYS[2], ARGV[7], accountId, channel, ARGV[6], ARGV[14], inboxId, nowIso)
@@ -47,5 +50,5 @@ redis.call('HSET', KEYS[5], 'body', ARGV[10], 'accountId', accountId, 'conversat
 redis.call('ZADD', convKey .. ':msgs', seq, messageId)
 addToOutbox(prefix, messageId)
 redis.call('HSET', convKey, 'lastMessageAt', nowIso, 'updatedAt', nowIso)
-if ARGV[11] ~= '0' then redis.call('SET', KEYS[1], messageId, 'EX', tonumber(ARGV[11])) end
+if ARGV[11] ~= '0' then recordIdempotency(KEYS[1], messageId, ARGV[16], tonumber(ARGV[11])) end
 return {'created', messageId, convId, contactId, convCreated, contactCreated}

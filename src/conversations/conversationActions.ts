@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import { runScript } from '../commands/index.ts';
 import { hashSecret } from '../crypto/tokens.ts';
 import { badRequest, conflict, HttpError, notFound } from '../http/errors.ts';
+import { idempotencyKeyReused, type IdempotentRequest } from '../http/idempotency.ts';
 import { newId } from '../ids.ts';
 import type { Keyspace } from '../redis/keys.ts';
 import { outboundJobId } from '../outbound/outboxSweeper.ts';
@@ -44,7 +45,7 @@ export class ConversationActions {
 
   /** Stores the reply (status queued) and queues it for its channel. Returns the stored message. */
   async reply(accountId: string, conversationId: string, input: {
-    content: MessageContent; agentId?: string; idempotencyKey?: string;
+    content: MessageContent; agentId?: string; idempotency?: IdempotentRequest;
   }): Promise<NormalizedMessage> {
     const conversation = await this.open(accountId, conversationId);
     const messageId = newId('msg');
@@ -54,10 +55,12 @@ export class ConversationActions {
       from: { channelId: conversation.inboxId }, to: { channelId: conversation.channelId }, sentAt: now, receivedAt: now,
       content: input.content, ...(input.agentId ? { senderAgentId: input.agentId } : {}),
     });
-    const idemKey = input.idempotencyKey ? this.keys.idempotency(accountId, hashSecret(`${conversationId}\n${input.idempotencyKey}`)) : this.keys.idempotency(accountId, 'none');
+    const { idempotency } = input;
+    const idemKey = this.keys.idempotency(accountId, idempotency ? hashSecret(`${conversationId}\n${idempotency.key}`) : 'none');
     const r = (await runScript(this.redis, 'createOutboundMessage', [this.keys.conversation(conversationId), idemKey, this.keys.message(messageId)], [
-      this.keys.prefix, now, messageId, body, input.idempotencyKey ? idempotencyTtlSeconds : 0,
+      this.keys.prefix, now, messageId, body, idempotency ? idempotencyTtlSeconds : 0, idempotency?.requestDigest ?? '',
     ])) as string[];
+    if (r[0] === 'reused') throw idempotencyKeyReused();
     if (r[0] === 'missing') throw notFound('conversation');
     if (r[0] === 'closed') throw conflict('the conversation is resolved: reopen it to reply');
     return queueStoredMessage(this.outboundQueue, this.store, accountId, r[1]!);

@@ -9,6 +9,7 @@ import { queueStoredMessage } from '../conversations/conversationActions.ts';
 import type { Contact, ConversationStore } from '../conversations/conversationStore.ts';
 import { hashSecret } from '../crypto/tokens.ts';
 import { badRequest, conflict, notFound } from '../http/errors.ts';
+import { idempotencyKeyReused, type IdempotentRequest } from '../http/idempotency.ts';
 import { keyDigest, newId } from '../ids.ts';
 import type { InboxDirectory, InboxRecord } from '../inboxes/inboxDirectory.ts';
 import { inboxTypes } from '../inboxes/inboxTypes.ts';
@@ -72,7 +73,7 @@ export class CrmActions {
 
   /** Stores the message (status queued) in the contact's open conversation in the inbox, opened if need be, and queues it once. */
   async sendToContact(accountId: string, inboxId: string, input: {
-    to: Recipient; content: MessageContent; idempotencyKey?: string;
+    to: Recipient; content: MessageContent; idempotency?: IdempotentRequest;
   }): Promise<SentToContact> {
     const { inbox, channel } = await this.sendingInbox(accountId, inboxId);
     let channelId: string;
@@ -97,15 +98,17 @@ export class CrmActions {
       id: messageId, accountId, inboxId, channel, direction: 'outbound',
       from: { channelId: inboxId }, to: { channelId }, sentAt: now, receivedAt: now, content: input.content,
     });
-    const idemKey = this.keys.idempotency(accountId, input.idempotencyKey ? hashSecret(`send\n${inboxId}\n${input.idempotencyKey}`) : 'none');
+    const { idempotency } = input;
+    const idemKey = this.keys.idempotency(accountId, idempotency ? hashSecret(`send\n${inboxId}\n${idempotency.key}`) : 'none');
     const r = (await runScript(this.redis, 'sendToContact', [
       idemKey, this.keys.contactIdentity(accountId, channel, identity), this.keys.openConversation(inboxId, identity),
       this.keys.lastConversation(inboxId, identity), this.keys.message(messageId),
     ], [
       this.keys.prefix, now, accountId, inboxId, channel, channelId, newId('ct'), newId('cv'), messageId, body,
-      input.idempotencyKey ? idempotencyTtlSeconds : 0, this.keys.sequence(inboxId, identity),
-      inbox.type === 'webchat' ? `${inboxId}/${channelId}` : '', name, expectedContactId,
+      idempotency ? idempotencyTtlSeconds : 0, this.keys.sequence(inboxId, identity),
+      inbox.type === 'webchat' ? `${inboxId}/${channelId}` : '', name, expectedContactId, idempotency?.requestDigest ?? '',
     ])) as string[];
+    if (r[0] === 'reused') throw idempotencyKeyReused();
     if (r[0] === 'mismatch') throw conflict('the contact changed while the message was prepared; try again');
     const message = await queueStoredMessage(this.outboundQueue, this.store, accountId, r[1]!);
     return { message, conversationCreated: Number(r[4]) === 1, contactCreated: Number(r[5]) === 1 };
@@ -150,15 +153,18 @@ export class CrmActions {
   }
 
   async addNote(accountId: string, conversationId: string, input: {
-    text: string; author: Note['author']; idempotencyKey?: string;
+    text: string; author: Note['author']; idempotency?: IdempotentRequest;
   }): Promise<{ note: Note; created: boolean }> {
     const conversation = await this.store.conversation(accountId, conversationId);
     if (!conversation) throw notFound('conversation');
     const note: Note = { id: newId('note'), conversationId: conversation.id, text: input.text, author: input.author, createdAt: new Date().toISOString() };
-    const idemKey = this.keys.idempotency(accountId, input.idempotencyKey ? hashSecret(`note\n${conversation.id}\n${input.idempotencyKey}`) : 'none');
+    const { idempotency } = input;
+    const idemKey = this.keys.idempotency(accountId, idempotency ? hashSecret(`note\n${conversation.id}\n${idempotency.key}`) : 'none');
     const r = (await runScript(this.redis, 'addConversationNote', [this.keys.conversation(conversation.id), idemKey], [
-      this.keys.prefix, note.createdAt, note.id, JSON.stringify(note), input.idempotencyKey ? idempotencyTtlSeconds : 0, maxNotesPerConversation,
+      this.keys.prefix, note.createdAt, note.id, JSON.stringify(note), idempotency ? idempotencyTtlSeconds : 0, maxNotesPerConversation,
+      idempotency?.requestDigest ?? '',
     ])) as string[];
+    if (r[0] === 'reused') throw idempotencyKeyReused();
     if (r[0] === 'missing') throw notFound('conversation');
     if (r[0] === 'full') throw conflict(`the conversation has ${maxNotesPerConversation} notes, the most it keeps`);
     return { note: JSON.parse(r[1]!) as Note, created: r[0] === 'added' };

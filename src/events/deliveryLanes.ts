@@ -96,8 +96,13 @@ export class DeliveryLanes {
       return;
     }
     // Only a subscription that really was off resumes: re-dueing a never-off one's lanes would send its
-    // leased (in-flight) heads a second time; and resuming forgets the failing streak that paused it.
+    // leased (in-flight) heads a second time.
     if ((await this.redis.srem(this.keys.webhookOff, subscriptionId)) !== 1) return;
+    await this.resume(subscriptionId);
+  }
+
+  /** After a subscription left the off set: forgets the failing streak that paused it, and its lanes are due now. */
+  async resume(subscriptionId: string): Promise<void> {
     await this.redis.hdel(this.keys.webhookHealth(subscriptionId), 'failingSince', 'failingSinceIso');
     const lanes = await this.redis.smembers(this.keys.webhookLanes(subscriptionId));
     if (lanes.length === 0) return;

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { runScript } from '../commands/index.ts';
 import type { SecretBox } from '../crypto/secretBox.ts';
 import { newId } from '../ids.ts';
 import type { Keyspace } from '../redis/keys.ts';
@@ -37,6 +38,8 @@ export type WebhookView = z.infer<typeof webhookViewSchema>;
 export interface WebhookRecord extends WebhookView, AccountRecord { sealedSecret: string; sealedPreviousSecret: string | null }
 
 export type WebhookInput = Pick<WebhookView, 'url' | 'events' | 'description' | 'format'> & { inboxIds: string[] | null; pii: WebhookView['pii'] };
+/** What a PATCH may change; every field left out keeps its stored value. */
+export type WebhookChange = Partial<WebhookInput> & { enabled?: boolean };
 
 const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
 
@@ -83,21 +86,40 @@ export class WebhookSubscriptions {
     return { record, secret };
   }
 
-  async save(record: WebhookRecord): Promise<WebhookRecord> {
-    const saved = await this.records.put({ ...normalized(record), updatedAt: new Date().toISOString() });
-    await this.markAccount(record.accountId);
-    return saved;
+  /**
+   * Applies a change to the stored record in one script, never by writing back a copy read earlier: a
+   * pause or disable the deliverer wrote meanwhile stays unless the change sets `enabled`. `resumed`:
+   * enabling took it out of the off set, so its lanes are to be made due (DeliveryLanes.resume).
+   */
+  async update(accountId: string, id: string, change: WebhookChange): Promise<{ record: WebhookRecord; resumed: boolean } | undefined> {
+    const { enabled, inboxIds, ...rest } = change;
+    const fields: Partial<WebhookRecord> = {
+      ...rest,
+      ...(inboxIds !== undefined ? { inboxIds: inboxIds?.length ? inboxIds : null } : {}),
+      ...(enabled === true ? { enabled, disabledReason: null, pausedAt: null } : {}),
+      ...(enabled === false ? { enabled, disabledReason: 'disabled through the API' } : {}),
+    };
+    const key = this.records.keyOf(id);
+    if (!key) return undefined;
+    const r = (await runScript(this.redis, 'updateWebhook', [key, this.keyspace.webhookOff], [
+      accountId, new Date().toISOString(), JSON.stringify(fields),
+    ])) as [string, string?, number?];
+    if (r[0] === 'missing') return undefined;
+    if (enabled !== undefined) await this.markAccount(accountId);
+    return { record: normalized(JSON.parse(r[1]!) as WebhookRecord), resumed: r[2] === 1 };
   }
 
-  /** A new secret; the old one keeps signing beside it for `overlapSeconds` (0: at once replaced). */
-  async rotateSecret(record: WebhookRecord, overlapSeconds: number): Promise<{ record: WebhookRecord; secret: string }> {
+  /** A new secret; the stored one keeps signing beside it for `overlapSeconds` (0: at once replaced). */
+  async rotateSecret(accountId: string, id: string, overlapSeconds: number): Promise<{ record: WebhookRecord; secret: string } | undefined> {
+    const key = this.records.keyOf(id);
+    if (!key) return undefined;
     const secret = newSecret();
-    const saved = await this.save({
-      ...record, sealedSecret: this.secretBox.seal(secret),
-      sealedPreviousSecret: overlapSeconds > 0 ? record.sealedSecret : null,
-      previousSecretExpiresAt: overlapSeconds > 0 ? new Date(Date.now() + overlapSeconds * 1000).toISOString() : null,
-    });
-    return { record: saved, secret };
+    const r = (await runScript(this.redis, 'rotateWebhookSecret', [key], [
+      accountId, new Date().toISOString(), this.secretBox.seal(secret),
+      overlapSeconds > 0 ? new Date(Date.now() + overlapSeconds * 1000).toISOString() : '',
+    ])) as [string, string?];
+    if (r[0] === 'missing') return undefined;
+    return { record: normalized(JSON.parse(r[1]!) as WebhookRecord), secret };
   }
 
   async remove(accountId: string, id: string): Promise<boolean> {

@@ -20,9 +20,14 @@ export class RecordStore<T extends AccountRecord> {
   }
 
   async getAnyAccount(id: string): Promise<T | undefined> {
-    if (!/^[A-Za-z0-9_-]{1,100}$/.test(id)) return undefined;
-    const raw = await this.redis.get(this.keys.record(this.kind, id));
+    const key = this.keyOf(id);
+    const raw = key && (await this.redis.get(key));
     return raw ? (JSON.parse(raw) as T) : undefined;
+  }
+
+  /** The Redis key of a record, for scripts that change one in place; undefined for an id no record can have. */
+  keyOf(id: string): string | undefined {
+    return /^[A-Za-z0-9_-]{1,100}$/.test(id) ? this.keys.record(this.kind, id) : undefined;
   }
 
   async put(record: T): Promise<T> {

@@ -74,6 +74,16 @@ describe('CRM actions', () => {
       expect(second.body.message.id).toBe(first.body.message.id);
       const { conversationId } = first.body.message;
       await waitFor(() => messageStatus(conversationId, first.body.message.id), (s) => s === 'sent', 'the message sent');
+      // The same key with another body is refused, and nothing is stored, sent or emitted.
+      const eventsBefore = (await streamEvents(t, tenant.accountId)).length;
+      for (const other of [{ ...body, text: 'Flash sale tomorrow' }, { to: { channelId: newOpenId() }, text: 'Flash sale today' }]) {
+        const reused = await api('POST', `/inboxes/${wechatInboxId}/messages`, { body: other, headers });
+        expect(reused.status).toBe(422);
+        expect(reused.body.error).toMatchObject({ code: 'idempotency_key_reused', message: expect.stringMatching(/Idempotency-Key/) });
+      }
+      expect((await streamEvents(t, tenant.accountId)).length).toBe(eventsBefore);
+      const reordered = await api('POST', `/inboxes/${wechatInboxId}/messages`, { body: { text: body.text, to: body.to }, headers });
+      expect(reordered.body.message.id).toBe(first.body.message.id);
 
       const followUp = await api('POST', `/inboxes/${wechatInboxId}/messages`, { body: { to: { contactId: first.body.message.contactId }, text: 'Last hours!' } });
       expect(followUp.status).toBe(202);
@@ -258,6 +268,9 @@ describe('CRM actions', () => {
       expect([first.status, again.status]).toEqual([201, 201]);
       expect(again.body).toEqual(first.body);
       expect(first.body).toMatchObject({ conversationId, text: 'Customer since 2019, VIP', author: { kind: 'api', name: 'CRM sync' } });
+      const reused = await api('POST', `/conversations/${conversationId}/notes`, { body: { text: 'Customer since 2019, VIP', authorName: 'Someone else' }, headers });
+      expect(reused.status).toBe(422);
+      expect(reused.body.error.code).toBe('idempotency_key_reused');
       const pushed = await agentSocket.next((f) => f.type === 'event' && f.event.type === 'conversation.note_added');
       expect(pushed.event.data.note).toEqual(first.body);
       agentSocket.close();

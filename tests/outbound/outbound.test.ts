@@ -2,6 +2,7 @@ import { DelayedError, UnrecoverableError, type Job, type Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PermanentSendError, SendInFlightError, type ChannelAdapter, type SendRequest, type SendResult } from '../../adapters/channelAdapter.ts';
 import { ConversationActions } from '../../src/conversations/conversationActions.ts';
+import { hashSecret } from '../../src/crypto/tokens.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createOutboundProcessor, updateMessageStatus } from '../../src/outbound/outboundWorker.ts';
 import { OutboxSweeper } from '../../src/outbound/outboxSweeper.ts';
@@ -56,12 +57,38 @@ describe('outbound: replies, their status and sending through an adapter', () =>
     expect(eventSchema.safeParse(events[0]).error).toBeUndefined();
     expect(messageSchema.strict().parse(events[0]!.data)).toMatchObject({ id: first.body.id, status: 'sent', seq: first.body.seq });
 
-    // Without the key, the same text is a second reply; the same key on another request body still answers the first.
+    // Without the key, the same text is a second reply.
     const unkeyed = await t.api('POST', messagesPath(), { key: tenant.apiKey, body: { text: 'Your parcel left today.' } });
     expect(unkeyed.body.id).not.toBe(first.body.id);
     expect(unkeyed.body.seq).toBeGreaterThan(first.body.seq);
-    const sameKey = await t.api('POST', messagesPath(), { key: tenant.apiKey, headers, body: { text: 'something else' } });
-    expect(sameKey.body.id).toBe(first.body.id);
+  });
+
+  it('refuses an Idempotency-Key sent again with another body (422) and changes nothing; key order does not make another body', async () => {
+    const headers = { 'idempotency-key': 'reply-reused' };
+    const content = { type: 'text', text: 'We refunded you.' };
+    const first = await t.api('POST', messagesPath(), { key: tenant.apiKey, headers, body: { content } });
+    expect(first.status).toBe(202);
+    const before = await history();
+    const eventsBefore = (await streamEvents(t, tenant.accountId)).length;
+
+    const reused = await t.api('POST', messagesPath(), { key: tenant.apiKey, headers, body: { text: 'We did not refund you.' } });
+    expect(reused.status).toBe(422);
+    expect(reused.body.error).toEqual({ code: 'idempotency_key_reused', message: expect.stringMatching(/Idempotency-Key .*different request body/) });
+    expect(await history()).toEqual(before);
+    expect((await streamEvents(t, tenant.accountId)).length).toBe(eventsBefore);
+
+    const reordered = await t.api('POST', messagesPath(), { key: tenant.apiKey, headers, body: { content: { text: content.text, type: content.type } } });
+    expect(reordered.status).toBe(202);
+    expect(reordered.body.id).toBe(first.body.id);
+  });
+
+  it('replays an idempotency record written before body digests were kept', async () => {
+    const stored = await unsentReply('Stored before the upgrade.');
+    const idemKey = t.gateway.keys.idempotency(tenant.accountId, hashSecret(`${conversationId}\nreply-legacy`));
+    await t.gateway.redis.set(idemKey, stored.id, 'EX', 60);
+    const again = await t.api('POST', messagesPath(), { key: tenant.apiKey, headers: { 'idempotency-key': 'reply-legacy' }, body: { text: 'anything' } });
+    expect(again.status).toBe(202);
+    expect(again.body.id).toBe(stored.id);
   });
 
   it('refuses a reply to a resolved or unknown conversation', async () => {
