@@ -90,3 +90,40 @@ describe('threading helpers', () => {
     expect(h.inReplyTo).toBe('<id28@x.test>');
   });
 });
+
+describe('EmailAdapter SMTP pools', () => {
+  let smtp: TestSmtpServer;
+  let adapter: EmailAdapter;
+  const smtpSettings = (user: string) => ({ smtp: { host: '127.0.0.1', port: smtp.port, secure: false, user, pass: 'pw' }, fromAddress: 'support@shop.test' });
+  const connections = async (count: number) => {
+    const deadline = Date.now() + 5000;
+    while (smtp.openConnections() !== count) {
+      if (Date.now() > deadline) throw new Error(`SMTP: ${smtp.openConnections()} connections open, expected ${count}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  beforeAll(async () => {
+    smtp = await startSmtpServer();
+    adapter = new EmailAdapter(undefined, { connectionTimeoutMs: 5000, idleCloseMs: 2000 });
+  });
+  afterAll(async () => { adapter.close(); await smtp.stop(); });
+
+  it('replaces the pool when the SMTP settings change, without failing a send in flight on the old one', async () => {
+    const [onOld, onNew] = await Promise.all([
+      adapter.send({ inbox, credentials: smtpSettings('gw'), to: 'a@customer.test', message: message({ id: 'msg_pool1' }) }),
+      adapter.send({ inbox, credentials: smtpSettings('gw-changed'), to: 'b@customer.test', message: message({ id: 'msg_pool2' }) }),
+    ]);
+    expect([onOld.status, onNew.status]).toEqual(['sent', 'sent']);
+    await connections(1);
+  });
+
+  it('closes a pool unused for idleCloseMs (its inbox deleted or disabled), and opens a new one for a later send', async () => {
+    await connections(1);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(smtp.openConnections()).toBe(1);
+    await connections(0);
+    const later = await adapter.send({ inbox, credentials: smtpSettings('gw-changed'), to: 'c@customer.test', message: message({ id: 'msg_pool3' }) });
+    expect(later.status).toBe('sent');
+    expect(smtp.openConnections()).toBe(1);
+  });
+});
