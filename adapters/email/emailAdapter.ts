@@ -3,10 +3,13 @@
 // conversation, and a plus-addressed Reply-To, so the customer's answer finds the conversation again.
 // A pool is replaced when its inbox's SMTP settings change and closed when unused for idleCloseMs
 // (an inbox deleted or disabled sends nothing more), each once its sends in flight have finished.
+// The SMTP host is a tenant's: before each send it must not resolve to loopback or a private network
+// unless the operator allows it (GATEWAY_PROVIDER_PRIVATE_TARGETS).
 import { createHash } from 'node:crypto';
 import nodemailer, { type Transporter } from 'nodemailer';
 import { PermanentSendError, type ChannelAdapter, type SendRequest, type SendResult } from '../channelAdapter.ts';
 import type { AttachmentSource } from '../wechat/wechatAdapter.ts';
+import { checkProviderHost, WebhookTargetError } from '../../src/events/webhookTarget.ts';
 import { domainOf, outboundMessageId, plusAddress, replySubject } from '../../src/email/emailThreading.ts';
 import type { NormalizedMessage } from '../../src/schema/message.ts';
 
@@ -49,12 +52,13 @@ export class EmailAdapter implements ChannelAdapter {
 
   constructor(
     private readonly attachments?: AttachmentSource,
-    private readonly options: { connectionTimeoutMs?: number; idleCloseMs?: number } = {},
+    private readonly options: { connectionTimeoutMs?: number; idleCloseMs?: number; allowPrivateTargets?: boolean } = {},
   ) {}
 
   async send(request: SendRequest): Promise<SendResult> {
     const credentials = request.credentials as unknown as EmailCredentials;
     if (!credentials.smtp) throw new PermanentSendError('smtp_not_configured', 'This email inbox has no SMTP credentials.');
+    await this.checkSmtpHost(credentials.smtp.host);
     const { message } = request;
     const thread = threadHeadersOf(request.earlier ?? []);
     const messageId = outboundMessageId(message.conversationId, message.id, domainOf(credentials.fromAddress));
@@ -94,6 +98,18 @@ export class EmailAdapter implements ChannelAdapter {
       this.release(request.inbox.id, pooled);
     }
     return { externalId: messageId, status: 'sent' };
+  }
+
+  private async checkSmtpHost(host: string): Promise<void> {
+    try {
+      await checkProviderHost(host, this.options.allowPrivateTargets ?? false);
+    } catch (error) {
+      if (error instanceof WebhookTargetError) {
+        const hint = this.options.allowPrivateTargets ? '' : ' (private addresses only with GATEWAY_PROVIDER_PRIVATE_TARGETS=allow)';
+        throw new PermanentSendError('smtp_host_refused', `The inbox's SMTP host is refused: ${error.message}${hint}.`);
+      }
+      throw new Error(`The inbox's SMTP host cannot be checked (${(error as Error).message}); the send will be retried`);
+    }
   }
 
   /** The inbox's pool for these settings (a pool made for other settings is retired), counted as sending. */

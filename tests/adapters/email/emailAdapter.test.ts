@@ -23,7 +23,7 @@ describe('EmailAdapter (nodemailer, pooled) against smtp-server', () => {
   let credentials: Record<string, unknown>;
   beforeAll(async () => {
     smtp = await startSmtpServer();
-    adapter = new EmailAdapter({ load: async () => ({ bytes: Buffer.from('%PDF-1.4 test'), contentType: 'application/pdf' }) }, { connectionTimeoutMs: 5000 });
+    adapter = new EmailAdapter({ load: async () => ({ bytes: Buffer.from('%PDF-1.4 test'), contentType: 'application/pdf' }) }, { connectionTimeoutMs: 5000, allowPrivateTargets: true });
     credentials = { smtp: { host: '127.0.0.1', port: smtp.port, secure: false, user: 'gw', pass: 'pw' }, fromAddress: 'support@shop.test' };
   });
   afterAll(async () => { adapter.close(); await smtp.stop(); });
@@ -104,7 +104,7 @@ describe('EmailAdapter SMTP pools', () => {
   };
   beforeAll(async () => {
     smtp = await startSmtpServer();
-    adapter = new EmailAdapter(undefined, { connectionTimeoutMs: 5000, idleCloseMs: 2000 });
+    adapter = new EmailAdapter(undefined, { connectionTimeoutMs: 5000, idleCloseMs: 2000, allowPrivateTargets: true });
   });
   afterAll(async () => { adapter.close(); await smtp.stop(); });
 
