@@ -71,7 +71,8 @@ async function main() {
     const floorSeconds = await floor(dovecot);
 
     const prefix = `bemail${randomBytes(3).toString('hex')}`;
-    const settings = { ...benchSettings(prefix), dataDir };
+    // The bench's Dovecot listens on loopback, a private address the gateway refuses by default.
+    const settings = { ...benchSettings(prefix), dataDir, providerPrivateTargets: 'allow' as const };
     const gateway = await createGateway({
       settings, redisUrl: redis.url, secretKey: randomBytes(32).toString('base64'), log: createLogger('silent'), role: 'all',
       imap: { scanMs: 50, leaseMs: 30_000, pollMs: 60_000 },

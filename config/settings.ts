@@ -39,7 +39,7 @@ export const settingsSchema = z.object({
   messageRetentionDays: positiveInt.default(30),
   workerConcurrency: positiveInt.max(512).default(32),
   webhookPrivateTargets: z.enum(['deny', 'allow']).default('allow').describe('whether webhooks may go to loopback and private addresses (on-premise CRMs live there); the gateway\'s own address is always refused'),
-  providerPrivateTargets: z.enum(['deny', 'allow']).default('deny').describe('whether media the gateway fetches from tenant-set provider URLs (a WeChat inbox\'s apiBaseUrl, its video downloads) may come from loopback and private addresses, and whether an SMS inbox\'s apiBaseUrl may name one'),
+  providerPrivateTargets: z.enum(['deny', 'allow']).default('deny').describe('whether media the gateway fetches from tenant-set provider URLs (a WeChat inbox\'s apiBaseUrl, its video downloads) may come from loopback and private addresses, whether an SMS inbox\'s apiBaseUrl may name one, and whether an email inbox\'s IMAP and SMTP hosts may resolve to one'),
   webhookTimeoutMs: positiveInt.max(120_000).default(10_000).describe('how long a webhook receiver may take to answer'),
   webhookRetryBaseMs: positiveInt.default(10_000).describe('the first retry delay; it doubles per attempt (with jitter)'),
   webhookRetryMaxMs: positiveInt.default(3_600_000).describe('the longest delay between two attempts'),

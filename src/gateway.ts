@@ -127,7 +127,10 @@ export async function createGateway(options: GatewayOptions) {
   const adapters: Record<string, ChannelAdapter> = {
     webchat: new WebchatAdapter(),
     wechat: new WechatAdapter(wechatTokens, new AttachmentDownloader()),
-    email: new EmailAdapter(new AttachmentDownloader({ allowPrivate: settings.webhookPrivateTargets === 'allow' })),
+    email: new EmailAdapter(
+      new AttachmentDownloader({ allowPrivate: settings.webhookPrivateTargets === 'allow' }),
+      { allowPrivateTargets: settings.providerPrivateTargets === 'allow' },
+    ),
   };
   const smsOptOuts = new SmsOptOuts(redis, keys, settings.messageRetentionDays * 86400);
   const smsReceipts = new SmsReceipts(redis, keys, settings.messageRetentionDays * 86400);
@@ -270,6 +273,7 @@ export async function createGateway(options: GatewayOptions) {
     const emailInbound = { acceptor, media: mediaStore, redis, keys, inboxes, log };
     const imapWatchers = new ImapWatchers({
       redis, keys, log, accounts, inboxes, accept: (inbox, mail, raw) => acceptParsedMail(emailInbound, inbox, mail, raw),
+      allowPrivateTargets: settings.providerPrivateTargets === 'allow',
       ...(options.imap?.pollMs ? { pollMs: options.imap.pollMs } : {}), ...(options.imap?.backoffMs ? { backoffMs: options.imap.backoffMs } : {}),
     }, options.imap);
     await imapWatchers.start();

@@ -18,6 +18,8 @@ export const inboundJobSchema = z.object({
     records: z.array(z.object({ kind: z.enum(['message', 'subject']), value: z.string().min(1).max(200) })).max(300),
     subjectWindowSeconds: z.number().int().positive(),
     openNew: z.boolean(),
+    // Absent in jobs queued before the flag existed: those reopened as before.
+    reopen: z.boolean().default(true).describe('false: joins a resolved conversation without reopening it (automated mail)'),
   }).optional().describe('email: which conversation the message joins (src/email/emailThreading.ts); absent: the contact\'s open one'),
 });
 export type InboundJob = z.infer<typeof inboundJobSchema>;

@@ -1,10 +1,15 @@
 // SMTP out with nodemailer (one pooled transport per inbox): a reply threads under the customer's latest
 // mail (In-Reply-To, References, `Re:` subject) and carries our own Message-ID, which names the
 // conversation, and a plus-addressed Reply-To, so the customer's answer finds the conversation again.
+// A pool is replaced when its inbox's SMTP settings change and closed when unused for idleCloseMs
+// (an inbox deleted or disabled sends nothing more), each once its sends in flight have finished.
+// The SMTP host is a tenant's: before each send it must not resolve to loopback or a private network
+// unless the operator allows it (GATEWAY_PROVIDER_PRIVATE_TARGETS).
 import { createHash } from 'node:crypto';
 import nodemailer, { type Transporter } from 'nodemailer';
 import { PermanentSendError, type ChannelAdapter, type SendRequest, type SendResult } from '../channelAdapter.ts';
 import type { AttachmentSource } from '../wechat/wechatAdapter.ts';
+import { checkProviderHost, WebhookTargetError } from '../../src/events/webhookTarget.ts';
 import { domainOf, outboundMessageId, plusAddress, replySubject } from '../../src/email/emailThreading.ts';
 import type { NormalizedMessage } from '../../src/schema/message.ts';
 
@@ -16,6 +21,15 @@ const maxAttachmentBytes = 20 * 1024 * 1024;
 /** References keep the thread's root and its newest ids (RFC 5322 allows trimming the middle). */
 const maxReferences = 20;
 const messageIdShape = /^<[^<>\s]+@[^<>\s]+>$/;
+
+/** One inbox's pool: which SMTP settings it was made for, and its sends in flight (it is closed only without any). */
+interface PooledTransport {
+  fingerprint: string;
+  transport: Transporter;
+  sending: number;
+  retired: boolean;
+  idleTimer?: NodeJS.Timeout;
+}
 
 /** The headers a reply threads by, from the conversation's earlier messages (oldest first). */
 export function threadHeadersOf(earlier: NormalizedMessage[]): { inReplyTo?: string; references: string[]; subject?: string } {
@@ -34,13 +48,17 @@ export class EmailAdapter implements ChannelAdapter {
   readonly type = 'email';
   /** The outbound worker hands this adapter the conversation's earlier messages (for the thread headers). */
   readonly threadsReplies = true;
-  private readonly transports = new Map<string, { fingerprint: string; transport: Transporter }>();
+  private readonly transports = new Map<string, PooledTransport>();
 
-  constructor(private readonly attachments?: AttachmentSource, private readonly options: { connectionTimeoutMs?: number } = {}) {}
+  constructor(
+    private readonly attachments?: AttachmentSource,
+    private readonly options: { connectionTimeoutMs?: number; idleCloseMs?: number; allowPrivateTargets?: boolean } = {},
+  ) {}
 
   async send(request: SendRequest): Promise<SendResult> {
     const credentials = request.credentials as unknown as EmailCredentials;
     if (!credentials.smtp) throw new PermanentSendError('smtp_not_configured', 'This email inbox has no SMTP credentials.');
+    await this.checkSmtpHost(credentials.smtp.host);
     const { message } = request;
     const thread = threadHeadersOf(request.earlier ?? []);
     const messageId = outboundMessageId(message.conversationId, message.id, domainOf(credentials.fromAddress));
@@ -54,9 +72,9 @@ export class EmailAdapter implements ChannelAdapter {
       attachments.push({ filename: a.name ?? 'attachment', content: Buffer.from(loaded.bytes), contentType: loaded.contentType });
     }
     if (!text.trim() && !message.content.html && !attachments.length) throw new PermanentSendError('unsupported_content', 'An email needs text, HTML or an attachment.');
-    const transport = this.transportFor(request.inbox.id, credentials.smtp);
+    const pooled = this.acquire(request.inbox.id, credentials.smtp);
     try {
-      await transport.sendMail({
+      await pooled.transport.sendMail({
         messageId,
         from: { name: request.inbox.name, address: credentials.fromAddress },
         replyTo: plusAddress(credentials.fromAddress, message.conversationId),
@@ -76,28 +94,65 @@ export class EmailAdapter implements ChannelAdapter {
         throw new PermanentSendError(e.code === 'EAUTH' ? 'smtp_auth_failed' : `smtp_${e.responseCode}`, `The SMTP server refused the mail: ${e.message}`);
       }
       throw error;
+    } finally {
+      this.release(request.inbox.id, pooled);
     }
     return { externalId: messageId, status: 'sent' };
   }
 
-  private transportFor(inboxId: string, smtp: SmtpCredentials): Transporter {
+  private async checkSmtpHost(host: string): Promise<void> {
+    try {
+      await checkProviderHost(host, this.options.allowPrivateTargets ?? false);
+    } catch (error) {
+      if (error instanceof WebhookTargetError) {
+        const hint = this.options.allowPrivateTargets ? '' : ' (private addresses only with GATEWAY_PROVIDER_PRIVATE_TARGETS=allow)';
+        throw new PermanentSendError('smtp_host_refused', `The inbox's SMTP host is refused: ${error.message}${hint}.`);
+      }
+      throw new Error(`The inbox's SMTP host cannot be checked (${(error as Error).message}); the send will be retried`);
+    }
+  }
+
+  /** The inbox's pool for these settings (a pool made for other settings is retired), counted as sending. */
+  private acquire(inboxId: string, smtp: SmtpCredentials): PooledTransport {
     const fingerprint = createHash('sha256').update(JSON.stringify(smtp)).digest('hex');
-    const cached = this.transports.get(inboxId);
-    if (cached?.fingerprint === fingerprint) return cached.transport;
-    cached?.transport.close();
-    const timeout = this.options.connectionTimeoutMs ?? 30_000;
-    const transport = nodemailer.createTransport({
-      pool: true, maxConnections: 3, host: smtp.host, port: smtp.port, secure: smtp.secure,
-      ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.pass } } : {}),
-      connectionTimeout: timeout, greetingTimeout: timeout, socketTimeout: timeout * 2,
-    });
-    this.transports.set(inboxId, { fingerprint, transport });
-    return transport;
+    let pooled = this.transports.get(inboxId);
+    if (pooled && pooled.fingerprint !== fingerprint) {
+      this.retire(inboxId, pooled);
+      pooled = undefined;
+    }
+    if (!pooled) {
+      const timeout = this.options.connectionTimeoutMs ?? 30_000;
+      const transport = nodemailer.createTransport({
+        pool: true, maxConnections: 3, host: smtp.host, port: smtp.port, secure: smtp.secure,
+        ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.pass } } : {}),
+        connectionTimeout: timeout, greetingTimeout: timeout, socketTimeout: timeout * 2,
+      });
+      pooled = { fingerprint, transport, sending: 0, retired: false };
+      this.transports.set(inboxId, pooled);
+    }
+    clearTimeout(pooled.idleTimer);
+    pooled.sending += 1;
+    return pooled;
+  }
+
+  private release(inboxId: string, pooled: PooledTransport): void {
+    pooled.sending -= 1;
+    if (pooled.sending > 0) return;
+    if (pooled.retired) { pooled.transport.close(); return; }
+    // unref: an idle pool's timer must not keep a stopping process alive.
+    pooled.idleTimer = setTimeout(() => this.retire(inboxId, pooled), this.options.idleCloseMs ?? 5 * 60_000).unref();
+  }
+
+  /** Drops the pool from the map and closes it now, or after its last send in flight. */
+  private retire(inboxId: string, pooled: PooledTransport): void {
+    clearTimeout(pooled.idleTimer);
+    pooled.retired = true;
+    if (this.transports.get(inboxId) === pooled) this.transports.delete(inboxId);
+    if (pooled.sending === 0) pooled.transport.close();
   }
 
   /** Closes the pooled connections (gateway stop). */
   close(): void {
-    for (const { transport } of this.transports.values()) transport.close();
-    this.transports.clear();
+    for (const [inboxId, pooled] of [...this.transports]) this.retire(inboxId, pooled);
   }
 }

@@ -15,9 +15,10 @@
   ARGV[16] now (ms)
   ARGV[17] thread (optional JSON, e.g. email): {candidates = ["c:<conversationId>" | "k:<key holding one>", ...] in
     priority order, pointers = [[key, ttlSeconds], ...] set to the conversation afterwards (NX: an anchor stays with
-    its first conversation), refresh = [[key, ttlSeconds], ...] set always, openNew = 0|1, openKey = key}.
+    its first conversation), refresh = [[key, ttlSeconds], ...] set always, openNew = 0|1, reopen = 0|1 (absent: 1), openKey = key}.
     With it the contact's open conversation is not looked at: the message joins the first candidate conversation of
-    this inbox (reopening it when resolved), else starts a new one with openKey as its own open key, or, with
+    this inbox (reopening it when resolved, unless reopen is 0: then it is stored there and the conversation stays
+    resolved and unrouted), else starts a new one with openKey as its own open key, or, with
     openNew 0, is not stored at all (returns {''}).
   A message within the account's reopen window (reopenWindowMs in its default queue's cfg) after the
   contact's last conversation was resolved reopens it (conversation.reopened) instead of starting one.
@@ -86,7 +87,7 @@ local openKey = thread and thread.openKey or KEYS[3]
 if threadConv then
   convId = threadConv
   local threadKey = prefix .. ':conv:' .. convId
-  if redis.call('HGET', threadKey, 'status') ~= 'open' then
+  if redis.call('HGET', threadKey, 'status') ~= 'open' and tonumber(thread.reopen or 1) == 1 then
     reopened = 1
     redis.call('SET', KEYS[4], convId)
     reopenResolved(threadKey, convId, redis.call('HGET', threadKey, 'openKey'))

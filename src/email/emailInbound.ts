@@ -9,7 +9,8 @@
 // Attachments are stored like other media first (same keys on a retry). A delivery report (bounce)
 // about one of our replies marks that reply failed (message.failed) instead of opening a conversation.
 // Automated mail (Auto-Submitted, Precedence bulk/junk/auto_reply, mailer-daemon) joins a conversation
-// it answers but opens none unless the inbox allows it; no email is ever answered automatically.
+// it answers (a resolved one stays resolved) but opens none unless the inbox allows it; no email is ever
+// answered automatically.
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { ParsedMail } from '../../adapters/email/parseMail.ts';
@@ -111,6 +112,7 @@ export async function acceptParsedMail(deps: EmailInboundDeps, inbox: InboxRecor
     fromAddress: fromAddress || mail.to[0]?.address || '', contactAddress: sender,
     subjectWindowSeconds: Math.max(1, settings.subjectWindowMinutes * 60),
     openNew: !mail.loop.automated || settings.automatedMailOpensConversation,
+    reopen: !mail.loop.automated,
   });
   if (settings.subjectWindowMinutes === 0) {
     thread.anchors = thread.anchors.filter((a) => a.kind !== 'subject');

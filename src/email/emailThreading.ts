@@ -78,7 +78,7 @@ function subjectAnchor(contactAddress: string, subject: string): string | undefi
 
 /** The thread argument for the ingest script: candidates in priority order, and what this mail anchors. */
 export function threadOf(mail: ParsedMail, externalId: string, options: {
-  fromAddress: string; contactAddress: string; subjectWindowSeconds: number; openNew: boolean;
+  fromAddress: string; contactAddress: string; subjectWindowSeconds: number; openNew: boolean; reopen: boolean;
 }): MailThread {
   const anchors: MailThread['anchors'] = [];
   const seen = new Set<string>();
@@ -106,5 +106,5 @@ export function threadOf(mail: ParsedMail, externalId: string, options: {
   const records: MailThread['records'] = [{ kind: 'message', value: keyDigest(externalId.trim()) }];
   for (const parent of parents.slice(0, 100)) records.push({ kind: 'message', value: keyDigest(parent.trim()) });
   if (subject) records.push({ kind: 'subject', value: subject });
-  return { anchors, records, subjectWindowSeconds: options.subjectWindowSeconds, openNew: options.openNew };
+  return { anchors, records, subjectWindowSeconds: options.subjectWindowSeconds, openNew: options.openNew, reopen: options.reopen };
 }

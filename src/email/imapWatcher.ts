@@ -3,11 +3,14 @@
 // advanced, so a killed process re-reads at most the mails it had not finished (deduplicated by their
 // Message-IDs). A changed UIDVALIDITY voids the cursor: the mailbox is read again from the start and
 // every mail already stored is recognised by its Message-ID. A closed imapflow client is dead, so
-// every reconnect (with backoff) builds a new one.
+// every reconnect (with backoff) builds a new one. The host is a tenant's: one that resolves to loopback
+// or a private network (unless GATEWAY_PROVIDER_PRIVATE_TARGETS allows it) stops the watcher, logged;
+// the inbox's next change starts a new one.
 import { ImapFlow } from 'imapflow';
 import type { Redis } from 'ioredis';
 import { MailParseError, parseMail, type ParsedMail } from '../../adapters/email/parseMail.ts';
 import { runScript } from '../commands/index.ts';
+import { checkProviderHost, WebhookTargetError } from '../events/webhookTarget.ts';
 import type { InboxRecord } from '../inboxes/inboxDirectory.ts';
 import type { Logger } from '../logger.ts';
 import type { Keyspace } from '../redis/keys.ts';
@@ -25,6 +28,8 @@ export interface ImapWatcherDeps {
   pollMs?: number;
   backoffMs?: number;
   rejectUnauthorized?: boolean;
+  /** GATEWAY_PROVIDER_PRIVATE_TARGETS=allow: the host may be loopback or private (else refused). */
+  allowPrivateTargets?: boolean;
 }
 
 /** UIDs fetched and queued per round: bounds memory (mails are up to the inbox's size limit each). */
@@ -83,6 +88,8 @@ export class ImapWatcher {
 
   private async session(onConnected: () => void): Promise<void> {
     const c = this.credentials;
+    // Checked on every connect: a name may come to resolve elsewhere between sessions.
+    if (!(await this.hostAllowed(c.host))) return;
     const client = new ImapFlow({
       host: c.host, port: c.port, secure: c.secure, auth: { user: c.user, pass: c.pass }, logger: false,
       tls: { rejectUnauthorized: this.deps.rejectUnauthorized ?? true }, connectionTimeout: 30_000, greetingTimeout: 16_000,
@@ -113,6 +120,19 @@ export class ImapWatcher {
     } finally {
       if (client.usable) await client.logout().catch(() => client.close());
       else client.close();
+    }
+  }
+
+  private async hostAllowed(host: string): Promise<boolean> {
+    try {
+      await checkProviderHost(host, this.deps.allowPrivateTargets ?? false);
+      return true;
+    } catch (error) {
+      if (!(error instanceof WebhookTargetError)) throw error;
+      const hint = this.deps.allowPrivateTargets ? '' : ' (private addresses only with GATEWAY_PROVIDER_PRIVATE_TARGETS=allow)';
+      this.deps.log.error({ inboxId: this.inbox.id, host, err: `${error.message}${hint}` }, 'imap host refused; watcher stopped until the inbox is changed');
+      this.stopped = true;
+      return false;
     }
   }
 

@@ -82,3 +82,12 @@ export async function checkWebhookTarget(url: string, allowPrivate: boolean, res
   const blocked = addresses.find(isPrivateAddress);
   if (blocked) throw new WebhookTargetError(`${host} resolves to a private address (${blocked})`);
 }
+
+/** The same check for a tenant-set server host that is not a URL (IMAP, SMTP); a host a URL would read differently is refused. */
+export async function checkProviderHost(host: string, allowPrivate: boolean): Promise<void> {
+  const literal = isIP(host) === 6 ? `[${host}]` : host;
+  let parsed: URL | undefined;
+  try { parsed = new URL(`http://${literal}/`); } catch { /* refused below */ }
+  if (!parsed || (!isIP(host) && parsed.hostname !== host.toLowerCase())) throw new WebhookTargetError(`${JSON.stringify(host)} is not a plain host name`);
+  await checkWebhookTarget(parsed.href, allowPrivate);
+}

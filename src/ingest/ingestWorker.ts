@@ -76,6 +76,7 @@ function threadArgument(keys: Keyspace, inboxId: string, thread: NonNullable<Inb
     pointers: thread.records.filter((r) => r.kind === 'message').map((r) => [keyOf('message', r.value), retentionSeconds]),
     refresh: thread.records.filter((r) => r.kind === 'subject').map((r) => [keyOf('subject', r.value), thread.subjectWindowSeconds]),
     openNew: thread.openNew ? 1 : 0,
+    reopen: thread.reopen ? 1 : 0,
     openKey,
   });
 }

@@ -60,7 +60,10 @@ export function createOutboundProcessor(deps: {
       if (error instanceof PermanentSendError || lastAttempt) {
         const code = error instanceof PermanentSendError || error instanceof RetryableSendError ? error.code : 'send_failed';
         await fail(code, (error as Error).message);
+        // The job log names no inbox: this line is how an operator finds which inbox's settings to fix.
+        deps.log.warn({ messageId: message.id, inboxId: inbox.id, code, err: (error as Error).message }, 'send failed for good; message marked failed');
         if (error instanceof PermanentSendError) throw new UnrecoverableError(error.message);
+        throw error;
       }
       deps.log.warn({ messageId: message.id, inboxId: inbox.id, attempt: job.attemptsMade + 1, err: (error as Error).message }, 'send failed; will retry');
       throw error;

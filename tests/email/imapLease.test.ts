@@ -31,7 +31,7 @@ describe('IMAP watcher leases', () => {
 
   const workers = () => {
     const { redis, keys, accounts, inboxes } = t.gateway.services;
-    return new ImapWatchers({ redis, keys, accounts, inboxes, log: createLogger('silent'), accept: async () => undefined, pollMs: 500, backoffMs: 50 }, { leaseMs: 1000, scanMs: 100 });
+    return new ImapWatchers({ redis, keys, accounts, inboxes, log: createLogger('silent'), accept: async () => undefined, pollMs: 500, backoffMs: 50, allowPrivateTargets: true }, { leaseMs: 1000, scanMs: 100 });
   };
 
   it('keeps one watcher per mailbox and hands it over when the holder stops or dies', async () => {
@@ -69,7 +69,7 @@ describe('IMAP watcher leases', () => {
       if (inbox.id === brokenId) throw new Error('secretBox: cannot open');
       return inboxes.credentials(inbox as never);
     }) as typeof inboxes.credentials;
-    const w = new ImapWatchers({ redis, keys, accounts, inboxes: broken, log: createLogger('silent'), accept: async () => undefined, pollMs: 500, backoffMs: 50 }, { leaseMs: 1000, scanMs: 100 });
+    const w = new ImapWatchers({ redis, keys, accounts, inboxes: broken, log: createLogger('silent'), accept: async () => undefined, pollMs: 500, backoffMs: 50, allowPrivateTargets: true }, { leaseMs: 1000, scanMs: 100 });
     await w.start();
     await new Promise((res) => setTimeout(res, 1500)); // past the ttl: the good lease was renewed
     expect(w.watching).toEqual([inboxId]);

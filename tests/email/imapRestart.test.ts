@@ -48,7 +48,7 @@ describe('IMAP watcher restarts and UIDVALIDITY changes', () => {
   const watcher = (of: InboxRecord = inbox, mailbox = 'INBOX') => {
     const { redis, keys, inboxes } = t.gateway.services;
     const deps = { acceptor: t.gateway.acceptor, media: new LocalFolderMediaStore(mediaDir), redis, keys, inboxes, log };
-    return new ImapWatcher({ redis, keys, log, accept: (i, mail, raw) => acceptParsedMail(deps, i, mail, raw), pollMs: 300, backoffMs: 50 }, of, dovecot.imap(mailbox));
+    return new ImapWatcher({ redis, keys, log, accept: (i, mail, raw) => acceptParsedMail(deps, i, mail, raw), pollMs: 300, backoffMs: 50, allowPrivateTargets: true }, of, dovecot.imap(mailbox));
   };
 
   /** Per stored conversation of the inbox, how many messages it holds. */

@@ -138,6 +138,34 @@ describe('email threading', () => {
     expect(await t.gateway.services.redis.hget(t.gateway.services.keys.conversation(conversationId), 'status')).toBe('open');
   });
 
+  it('an automated reply in the thread of a resolved conversation is stored there once and leaves it resolved; a human reply reopens it', async () => {
+    const u = unique();
+    const from = `ev-${u}@customer.test`;
+    const { redis, keys } = t.gateway.services;
+    await deliver({ from, subject: `Return label ${u}`, messageId: `<r1-${u}@customer.test>` });
+    const conversationId = await conversationOf(`<r1-${u}@customer.test>`);
+    const ours = await agentReply(conversationId);
+    const resolved = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/conversations/${conversationId}/resolve`, { key: tenant.apiKey, body: {} });
+    expect(resolved.status).toBeLessThan(300);
+    const before = await redis.hmget(keys.conversation(conversationId), 'resolvedAt', 'reopenings');
+
+    const autoReply = { from, subject: `Out of office: Re: Return label ${u}`, messageId: `<r2-${u}@customer.test>`, inReplyTo: ours, headers: { 'Auto-Submitted': 'auto-replied' } };
+    await deliver(autoReply);
+    await deliver(autoReply);
+    expect(await conversationOf(`<r2-${u}@customer.test>`)).toBe(conversationId);
+    await waitFor(async () => { const c = await t.gateway.queues.inbound.getJobCounts('waiting', 'active', 'delayed'); return c.waiting + c.active + c.delayed === 0; }, 15_000, 'the inbound queue to drain');
+    const after = await redis.hmget(keys.conversation(conversationId), 'status', 'resolvedAt', 'reopenings', 'routed', 'assigneeId');
+    expect(after).toEqual(['resolved', before[0], before[1], null, '']);
+    const stored = await redis.zrange(keys.conversationMessages(conversationId), '0', '-1');
+    const autoId = await redis.get(keys.messageDedup(inbox.id, keyDigest(`<r2-${u}@customer.test>`)));
+    expect(stored.filter((id) => id === autoId)).toHaveLength(1);
+    expect(stored).toHaveLength(3);
+
+    await deliver({ from, subject: `Re: Return label ${u}`, messageId: `<r3-${u}@customer.test>`, inReplyTo: ours });
+    expect(await conversationOf(`<r3-${u}@customer.test>`)).toBe(conversationId);
+    expect(await redis.hget(keys.conversation(conversationId), 'status')).toBe('open');
+  });
+
   it('an id of another inbox\'s conversation does not pull a mail into it', async () => {
     const u = unique();
     await deliver({ from: `fa-${u}@customer.test`, subject: `Sales ${u}`, messageId: `<g1-${u}@customer.test>` }, otherInbox);

@@ -3,7 +3,7 @@ import { networkInterfaces } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../config/settings.ts';
-import { checkWebhookTarget, GatewayAddress, isPrivateAddress, WebhookTargetError } from '../../src/events/webhookTarget.ts';
+import { checkProviderHost, checkWebhookTarget, GatewayAddress, isPrivateAddress, WebhookTargetError } from '../../src/events/webhookTarget.ts';
 import { createTenant, startTestGateway, TestSocket, wsUrl, type Tenant, type TestGateway } from '../support/testGateway.ts';
 
 describe('webhook targets', () => {
@@ -20,6 +20,18 @@ describe('webhook targets', () => {
     await expect(checkWebhookTarget('http://localhost/hook', false, false)).rejects.toThrow(WebhookTargetError);
     await expect(checkWebhookTarget('https://crm.example/hook', false, false)).resolves.toBeUndefined();
     await expect(checkWebhookTarget('http://127.0.0.1/hook', true)).resolves.toBeUndefined();
+  });
+
+  it('checks a bare server host (IMAP, SMTP) the same way, and refuses one a URL would read as another host', async () => {
+    for (const host of ['127.0.0.1', '::1', '0:0:0:0:0:0:0:1', 'localhost', 'MAIL.localhost', '169.254.169.254', '10.0.0.5']) {
+      await expect(checkProviderHost(host, false), host).rejects.toThrow(/private address/);
+    }
+    for (const host of ['mail.example.com/@127.0.0.1', 'user@mail.example.com', 'mail.example.com:25', '0x7f.1', '']) {
+      await expect(checkProviderHost(host, true), host).rejects.toThrow(/not a plain host name/);
+    }
+    await expect(checkProviderHost('93.184.216.34', false)).resolves.toBeUndefined();
+    await expect(checkProviderHost('127.0.0.1', true)).resolves.toBeUndefined();
+    await expect(checkProviderHost('Mail.Example.COM', true)).resolves.toBeUndefined();
   });
 
   it("refuses the gateway's own address whether private targets are allowed or not", async () => {

@@ -11,6 +11,8 @@ export interface TestSmtpServer {
   nth(n: number, timeoutMs?: number): Promise<ReceivedMail>;
   /** Refuse mail to this recipient with a 550 (a permanent failure). */
   refuse(address: string): void;
+  /** Client connections open now (a pooled transport keeps its connections open between mails). */
+  openConnections(): number;
   stop(): Promise<void>;
 }
 
@@ -50,6 +52,7 @@ export async function startSmtpServer(): Promise<TestSmtpServer> {
       return mails[n - 1]!;
     },
     refuse: (address) => { refused.add(address.toLowerCase()); },
+    openConnections: () => server.connections.size,
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

@@ -23,7 +23,7 @@ describe('EmailAdapter (nodemailer, pooled) against smtp-server', () => {
   let credentials: Record<string, unknown>;
   beforeAll(async () => {
     smtp = await startSmtpServer();
-    adapter = new EmailAdapter({ load: async () => ({ bytes: Buffer.from('%PDF-1.4 test'), contentType: 'application/pdf' }) }, { connectionTimeoutMs: 5000 });
+    adapter = new EmailAdapter({ load: async () => ({ bytes: Buffer.from('%PDF-1.4 test'), contentType: 'application/pdf' }) }, { connectionTimeoutMs: 5000, allowPrivateTargets: true });
     credentials = { smtp: { host: '127.0.0.1', port: smtp.port, secure: false, user: 'gw', pass: 'pw' }, fromAddress: 'support@shop.test' };
   });
   afterAll(async () => { adapter.close(); await smtp.stop(); });
@@ -88,5 +88,42 @@ describe('threading helpers', () => {
     expect(h.references[0]).toBe('<id0@x.test>');
     expect(h.references.at(-1)).toBe('<id29@x.test>');
     expect(h.inReplyTo).toBe('<id28@x.test>');
+  });
+});
+
+describe('EmailAdapter SMTP pools', () => {
+  let smtp: TestSmtpServer;
+  let adapter: EmailAdapter;
+  const smtpSettings = (user: string) => ({ smtp: { host: '127.0.0.1', port: smtp.port, secure: false, user, pass: 'pw' }, fromAddress: 'support@shop.test' });
+  const connections = async (count: number) => {
+    const deadline = Date.now() + 5000;
+    while (smtp.openConnections() !== count) {
+      if (Date.now() > deadline) throw new Error(`SMTP: ${smtp.openConnections()} connections open, expected ${count}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  beforeAll(async () => {
+    smtp = await startSmtpServer();
+    adapter = new EmailAdapter(undefined, { connectionTimeoutMs: 5000, idleCloseMs: 2000, allowPrivateTargets: true });
+  });
+  afterAll(async () => { adapter.close(); await smtp.stop(); });
+
+  it('replaces the pool when the SMTP settings change, without failing a send in flight on the old one', async () => {
+    const [onOld, onNew] = await Promise.all([
+      adapter.send({ inbox, credentials: smtpSettings('gw'), to: 'a@customer.test', message: message({ id: 'msg_pool1' }) }),
+      adapter.send({ inbox, credentials: smtpSettings('gw-changed'), to: 'b@customer.test', message: message({ id: 'msg_pool2' }) }),
+    ]);
+    expect([onOld.status, onNew.status]).toEqual(['sent', 'sent']);
+    await connections(1);
+  });
+
+  it('closes a pool unused for idleCloseMs (its inbox deleted or disabled), and opens a new one for a later send', async () => {
+    await connections(1);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(smtp.openConnections()).toBe(1);
+    await connections(0);
+    const later = await adapter.send({ inbox, credentials: smtpSettings('gw-changed'), to: 'c@customer.test', message: message({ id: 'msg_pool3' }) });
+    expect(later.status).toBe('sent');
+    expect(smtp.openConnections()).toBe(1);
   });
 });
