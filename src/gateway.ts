@@ -3,7 +3,7 @@
 import { createHmac } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { Worker, type Job, type Processor } from 'bullmq';
+import { Queue, Worker, type Job, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Role, Settings } from '../config/settings.ts';
 import type { ChannelAdapter } from '../adapters/channelAdapter.ts';
@@ -96,11 +96,14 @@ export async function createGateway(options: GatewayOptions) {
   redis.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
   const keys = keyspace(settings.redisPrefix);
   const metrics = createMetrics();
-  // Producers (queue adds) share a connection that sends each tick's commands in
-  // one write; blocking consumers never use it.
-  const producerRedis: Redis = createRedis(options.redisUrl, `gateway-${role}-producer`, { autoPipelining: true });
-  producerRedis.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
-  const queues = createQueues(producerRedis, settings.redisPrefix);
+  // Producers (queue adds) use connections that send each tick's commands in one write; blocking
+  // consumers never use them. An auto-pipelined connection sends its next batch only once the last
+  // one is answered, so under load every add waits behind a whole batch: inbound adds (the ones a
+  // provider or visitor is waiting on) alternate between two connections, two batches in flight.
+  const producerConnections: Redis[] = [1, 2].map((n) => createRedis(options.redisUrl, `gateway-${role}-producer-${n}`, { autoPipelining: true }));
+  for (const connection of producerConnections) connection.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
+  const queues = createQueues(producerConnections[0]!, settings.redisPrefix);
+  const inboundProducers = [queues.inbound, ...producerConnections.slice(1).map((connection) => new Queue('inbound', { connection, prefix: `${settings.redisPrefix}:q` }))];
   metrics.trackQueues(queues);
   metrics.trackDeliveryLanes(redis, keys.webhookDue);
   const secretBox = createSecretBox(options.secretKey);
@@ -118,7 +121,7 @@ export async function createGateway(options: GatewayOptions) {
   let listeningPort = settings.port;
   const gatewayAddress = new GatewayAddress(publicUrl, () => listeningPort);
   let deliverer: WebhookDeliverer | undefined;
-  const acceptor = new InboundAcceptor(queues.inbound);
+  const acceptor = new InboundAcceptor(inboundProducers);
   const contacts = new ContactUpdates(redis, keys, settings.messageRetentionDays * 86400);
   const services: ApiServices = {
     redis, keys, queues, accounts, agents, inboxes, conversations, actions, webhooks, teams, router, contacts,
@@ -310,8 +313,9 @@ export async function createGateway(options: GatewayOptions) {
       for (const stop of stoppers.reverse()) await stop().catch((error) => log.error({ err: error }, 'stop step failed'));
       stoppers.length = 0;
       await closeQueues(queues);
+      await Promise.all(inboundProducers.slice(1).map((queue) => queue.close().catch(() => undefined)));
       await redis.quit().catch(() => redis.disconnect());
-      await producerRedis.quit().catch(() => producerRedis.disconnect());
+      for (const connection of producerConnections) await connection.quit().catch(() => connection.disconnect());
       log.info('gateway stopped');
     },
   };

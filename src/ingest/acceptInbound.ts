@@ -9,8 +9,14 @@ export interface AcceptedInbound { messageId: string; seq: number }
 
 export class InboundAcceptor {
   private lastSeq = 0;
+  private lastProducer = 0;
+  private readonly queue: Queue;
 
-  constructor(private readonly queue: Queue) {}
+  /** `producers`: handles of the inbound queue on different connections; message adds take turns on them. */
+  constructor(private readonly producers: Queue[]) {
+    if (!producers.length) throw new Error('InboundAcceptor needs an inbound queue');
+    this.queue = producers[0]!;
+  }
 
   /** The message id is derived from the provider's id, so every retry of one message names the same message. */
   static messageIdFor(inboxId: string, externalId: string): string {
@@ -27,7 +33,9 @@ export class InboundAcceptor {
       contactName: extra.contactName ?? message.from.name ?? '', visitorHint: extra.visitorHint ?? '', message,
       ...(extra.thread ? { thread: extra.thread } : {}),
     };
-    await this.queue.add('inbound', job, { ...jobOptions.inbound, jobId: messageId });
+    // Order needs no single connection: the seq above orders the conversation, whichever add lands first.
+    this.lastProducer = (this.lastProducer + 1) % this.producers.length;
+    await this.producers[this.lastProducer]!.add('inbound', job, { ...jobOptions.inbound, jobId: messageId });
     return { messageId, seq };
   }
 
