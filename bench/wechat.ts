@@ -2,7 +2,7 @@
 // beside the npm package `wechat` (node-webot) receiving the same messages and adding each to a BullMQ
 // queue, in the same run, on the same Redis. Both answer only once the message is queued: the gateway
 // `success` after its queue add, the package `res.reply('')` (its empty ack) after the add.
-//   - throughput: BENCH_ROUNDS (3) rounds of BENCH_N (10000) fresh messages from BENCH_OPENIDS (1000)
+//   - throughput: BENCH_ROUNDS (5) rounds of BENCH_N (10000) fresh messages from BENCH_OPENIDS (1000)
 //     OpenIDs at BENCH_CONCURRENCY (32) requests in flight; the two servers take turns (the first one
 //     alternates) and the median round by ratio is the verdict;
 //   - ack latency: BENCH_RATE (1000) req/s for BENCH_SECONDS (10) s, open loop, timed from each request's
@@ -386,7 +386,7 @@ const latencyRow = (name: string, s: LatencySummary, note = '') =>
 
 async function main() {
   const n = Math.round(numberEnv('BENCH_N', 10000));
-  const roundCount = Math.round(numberEnv('BENCH_ROUNDS', 3));
+  const roundCount = Math.round(numberEnv('BENCH_ROUNDS', 5));
   const concurrency = Math.round(numberEnv('BENCH_CONCURRENCY', 32));
   const openIds = Math.round(numberEnv('BENCH_OPENIDS', 1000));
   const rate = numberEnv('BENCH_RATE', 1000);
