@@ -1,4 +1,5 @@
 // Reads the raw body once (providers sign the exact bytes), with a size limit, then parses it by type.
+import type { IncomingMessage } from 'node:http';
 import type { Context, Next } from 'koa';
 import getRawBody from 'raw-body';
 import { HttpError } from './errors.ts';
@@ -7,13 +8,17 @@ declare module 'koa' {
   interface Request { body?: unknown; rawBody?: Buffer }
 }
 
+/** The raw body up to a limit: a declared length over it is refused before reading, a longer stream once it passes. */
+export function readRawBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
+  const declared = req.headers['content-length'] || undefined;
+  if (Number(declared ?? 0) > limitBytes) return Promise.reject(new HttpError(413, 'payload_too_large', `request body is larger than ${limitBytes} bytes`));
+  return getRawBody(req, { limit: limitBytes, length: declared });
+}
+
 export function bodyMiddleware(defaultLimitBytes: number) {
   return async function readBody(ctx: Context, next: Next) {
     if (!['POST', 'PUT', 'PATCH', 'DELETE'].includes(ctx.method)) return next();
-    const limitBytes = (ctx.state.bodyLimitBytes as number | undefined) ?? defaultLimitBytes;
-    const declared = Number(ctx.get('content-length') || 0);
-    if (declared > limitBytes) throw new HttpError(413, 'payload_too_large', `request body is larger than ${limitBytes} bytes`);
-    const raw = await getRawBody(ctx.req, { limit: limitBytes, length: ctx.get('content-length') || undefined });
+    const raw = await readRawBody(ctx.req, (ctx.state.bodyLimitBytes as number | undefined) ?? defaultLimitBytes);
     ctx.request.rawBody = raw;
     if (raw.length === 0) return next();
     const type = ctx.request.type;

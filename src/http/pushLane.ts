@@ -5,7 +5,8 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
-import { errorAnswer, HttpError } from './errors.ts';
+import { readRawBody } from './body.ts';
+import { errorAnswer } from './errors.ts';
 
 export interface PushInput {
   params: Record<string, string>;
@@ -85,7 +86,7 @@ async function serve(route: CompiledRoute, params: Record<string, string>, query
   const started = performance.now();
   let status: number;
   try {
-    const body = await readPushBody(req, route.bodyLimitBytes);
+    const body = await readRawBody(req, route.bodyLimitBytes);
     const answer = await route.push({ params, querystring, body, headers: req.headers });
     if ('hangUp' in answer) {
       status = 0;
@@ -107,39 +108,4 @@ async function serve(route: CompiledRoute, params: Record<string, string>, query
   }
   deps.metrics.httpRequests.inc({ method: 'POST', route: route.path, status: String(status) });
   deps.metrics.httpDuration.observe({ method: 'POST', route: route.path }, (performance.now() - started) / 1000);
-}
-
-/** The whole body, up to the limit: the declared length is checked first, then every chunk. */
-function readPushBody(req: IncomingMessage, limitBytes: number): Promise<Buffer> {
-  const tooLarge = () => new HttpError(413, 'payload_too_large', `request body is larger than ${limitBytes} bytes`);
-  if (Number(req.headers['content-length'] ?? 0) > limitBytes) return Promise.reject(tooLarge());
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limitBytes) {
-        cleanup();
-        req.pause();
-        reject(tooLarge());
-      } else {
-        chunks.push(chunk);
-      }
-    };
-    const onEnd = () => { cleanup(); resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)); };
-    const onAborted = () => { cleanup(); reject(new HttpError(400, 'request_aborted', 'the request body was cut off')); };
-    const cleanup = () => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onAborted);
-      req.off('aborted', onAborted);
-      req.off('close', onClose);
-    };
-    const onClose = () => { if (!req.complete) onAborted(); };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onAborted);
-    req.on('aborted', onAborted);
-    req.on('close', onClose);
-  });
 }
