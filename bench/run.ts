@@ -177,7 +177,11 @@ async function main() {
       }, () => new CpuMeter(observer), profileDir && last ? join(profileDir, `gateway-throughput-${run}.cpuprofile`) : undefined);
       if (result.warmupReceived < warmupMessages) console.warn(`warning: only ${result.warmupReceived}/${warmupMessages} warm-up messages reached the agent`);
       rounds.push({ floor, result });
-      console.log(`  round ${round + 1}/${roundCount}: floor ${floor.jobsPerSecond.toFixed(0)} jobs/s, gateway ${result.throughput.messagesPerSecond.toFixed(0)} msg/s, ratio ${(100 * result.throughput.messagesPerSecond / floor.jobsPerSecond).toFixed(1)} %`);
+      const t = result.throughput;
+      const phase = result.phases.throughput;
+      // CPU per message (process / redis) beside the rates: spent time, which the host's steal does not inflate.
+      console.log(`  round ${round + 1}/${roundCount}: floor ${floor.jobsPerSecond.toFixed(0)} jobs/s (cpu ${cpuMs(floor.processCore, floor.seconds, floor.jobs)} / ${cpuMs(floor.redisCore, floor.seconds, floor.jobs)} ms), ` +
+        `gateway ${t.messagesPerSecond.toFixed(0)} msg/s (cpu ${cpuMs(phase?.gatewayCore ?? NaN, t.seconds, t.received)} / ${cpuMs(phase?.redisCore ?? NaN, t.seconds, t.received)} ms), ratio ${(100 * t.messagesPerSecond / floor.jobsPerSecond).toFixed(1)} %`);
     }
     const byRatio = [...rounds].sort((a, b) => a.result.throughput.messagesPerSecond / a.floor.jobsPerSecond - b.result.throughput.messagesPerSecond / b.floor.jobsPerSecond);
     const median = byRatio[Math.floor(byRatio.length / 2)]!;

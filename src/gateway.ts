@@ -3,7 +3,7 @@
 import { createHmac } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { Queue, Worker, type Job, type Processor } from 'bullmq';
+import { Worker, type Job, type Processor } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Role, Settings } from '../config/settings.ts';
 import type { ChannelAdapter } from '../adapters/channelAdapter.ts';
@@ -92,18 +92,15 @@ export async function createGateway(options: GatewayOptions) {
   const role = options.role ?? settings.role;
   const runsWeb = role === 'web' || role === 'all';
   const runsWorkers = role === 'worker' || role === 'all';
-  const redis: Redis = createRedis(options.redisUrl, `gateway-${role}`);
+  const redis: Redis = createRedis(options.redisUrl, `gateway-${role}`, { batchWrites: true });
   redis.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
   const keys = keyspace(settings.redisPrefix);
   const metrics = createMetrics();
-  // Producers (queue adds) use connections that send each tick's commands in one write; blocking
-  // consumers never use them. An auto-pipelined connection sends its next batch only once the last
-  // one is answered, so under load every add waits behind a whole batch: inbound adds (the ones a
-  // provider or visitor is waiting on) alternate between two connections, two batches in flight.
-  const producerConnections: Redis[] = [1, 2].map((n) => createRedis(options.redisUrl, `gateway-${role}-producer-${n}`, { autoPipelining: true }));
-  for (const connection of producerConnections) connection.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
-  const queues = createQueues(producerConnections[0]!, settings.redisPrefix);
-  const inboundProducers = [queues.inbound, ...producerConnections.slice(1).map((connection) => new Queue('inbound', { connection, prefix: `${settings.redisPrefix}:q` }))];
+  // Queue adds go on a connection of their own that blocking consumers never use; what one turn of the
+  // event loop sends leaves in one write, without waiting for earlier replies (as an auto-pipeline would).
+  const producer = createRedis(options.redisUrl, `gateway-${role}-producer`, { batchWrites: true });
+  producer.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
+  const queues = createQueues(producer, settings.redisPrefix);
   metrics.trackQueues(queues);
   metrics.trackDeliveryLanes(redis, keys.webhookDue);
   const secretBox = createSecretBox(options.secretKey);
@@ -121,7 +118,7 @@ export async function createGateway(options: GatewayOptions) {
   let listeningPort = settings.port;
   const gatewayAddress = new GatewayAddress(publicUrl, () => listeningPort);
   let deliverer: WebhookDeliverer | undefined;
-  const acceptor = new InboundAcceptor(inboundProducers);
+  const acceptor = new InboundAcceptor(queues.inbound);
   const contacts = new ContactUpdates(redis, keys, settings.messageRetentionDays * 86400);
   const services: ApiServices = {
     redis, keys, queues, accounts, agents, inboxes, conversations, actions, webhooks, teams, router, contacts,
@@ -218,17 +215,20 @@ export async function createGateway(options: GatewayOptions) {
   }
 
   async function startWorkers() {
-    const processors: Record<QueueName, Processor> = {
-      inbound: createIngestProcessor({
-        redis, keys, retentionSeconds: settings.messageRetentionDays * 86400, router, contacts,
-        payments: new PaymentRecorder(redis, keys, inboxes, settings.messageRetentionDays * 86400),
-        inboundMedia: new WechatInboundMedia({
-          redis, keys, queue: queues.inbound, inboxes, tokens: wechatTokens, store: mediaStore, log,
-          // Fetched media flows back to the tenant: private addresses only when the operator allows them.
-          videoDownloads: new AttachmentDownloader({ allowPrivate: settings.providerPrivateTargets === 'allow' }),
-          allowPrivate: settings.providerPrivateTargets === 'allow',
-        }),
+    const ingest = createIngestProcessor({
+      redis, keys, retentionSeconds: settings.messageRetentionDays * 86400, router, contacts,
+      payments: new PaymentRecorder(redis, keys, inboxes, settings.messageRetentionDays * 86400),
+      inboundMedia: new WechatInboundMedia({
+        redis, keys, queue: queues.inbound, inboxes, tokens: wechatTokens, store: mediaStore, log,
+        // Fetched media flows back to the tenant: private addresses only when the operator allows them.
+        videoDownloads: new AttachmentDownloader({ allowPrivate: settings.providerPrivateTargets === 'allow' }),
+        allowPrivate: settings.providerPrivateTargets === 'allow',
       }),
+    });
+    const processors: Record<QueueName, Processor> = {
+      // What ingest returns is for its callers, not for BullMQ: a completed job's return value is written to
+      // Redis (and to the queue's event stream) only for the job to be removed at once.
+      inbound: async (job) => { await ingest(job); },
       outbound: createOutboundProcessor({ redis, keys, log, conversations, inboxes, adapters }),
       webhooks: createLegacyWebhookJobMover(deliveryLanes, () => deliverer?.wake()),
     };
@@ -313,9 +313,8 @@ export async function createGateway(options: GatewayOptions) {
       for (const stop of stoppers.reverse()) await stop().catch((error) => log.error({ err: error }, 'stop step failed'));
       stoppers.length = 0;
       await closeQueues(queues);
-      await Promise.all(inboundProducers.slice(1).map((queue) => queue.close().catch(() => undefined)));
       await redis.quit().catch(() => redis.disconnect());
-      for (const connection of producerConnections) await connection.quit().catch(() => connection.disconnect());
+      await producer.quit().catch(() => producer.disconnect());
       log.info('gateway stopped');
     },
   };

@@ -32,6 +32,9 @@
 --- @include "conversation"
 --- @include "sequence"
 
+-- A conversation this script has just opened or reopened: open, unassigned, not routed, unclaimed.
+local freshState = { status = 'open', assigneeId = '' }
+
 local prefix, accountId, inboxId, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local nowIso = ARGV[10]
 local nowMs = tonumber(ARGV[16])
@@ -41,21 +44,27 @@ local nowMs = tonumber(ARGV[16])
 -- crash included) may route; after routingClaimMs without routing (a crash between this script and the
 -- routing), the next message takes the claim over.
 local routingClaimMs = 60000
-local function claimRouting(convKey, messageId)
-  local c = redis.call('HMGET', convKey, 'status', 'routed', 'routingClaim')
-  if c[1] ~= 'open' or c[2] == '1' then return 0 end
-  local holder, at = string.match(c[3] or '', '^(.*)@(%d+)$')
+-- c: the conversation's status, routed and routingClaim fields, as read by conversationState.
+local function claimRouting(convKey, messageId, c)
+  if c.status ~= 'open' or c.routed == '1' then return 0 end
+  local holder, at = string.match(c.routingClaim or '', '^(.*)@(%d+)$')
   if holder and holder ~= messageId and tonumber(at) > nowMs - routingClaimMs then return 0 end
   redis.call('HSET', convKey, 'routingClaim', messageId .. '@' .. nowMs)
   return 1
+end
+
+-- What this script needs of a conversation, in one read.
+local function conversationState(convKey)
+  local f = redis.call('HMGET', convKey, 'status', 'assigneeId', 'routed', 'routingClaim')
+  return { status = f[1], assigneeId = f[2] or '', routed = f[3], routingClaim = f[4] }
 end
 
 local existing = redis.call('GET', KEYS[1])
 if existing then
   local f = redis.call('HMGET', prefix .. ':msg:' .. existing, 'contactId', 'conversationId', 'contactCreated', 'conversationCreated')
   local convKey = prefix .. ':conv:' .. f[2]
-  local assignee = redis.call('HGET', convKey, 'assigneeId') or ''
-  return {existing, f[1], f[2], 1, assignee, tonumber(f[3]), tonumber(f[4]), 0, claimRouting(convKey, existing)}
+  local c = conversationState(convKey)
+  return {existing, f[1], f[2], 1, c.assigneeId, tonumber(f[3]), tonumber(f[4]), 0, claimRouting(convKey, existing, c)}
 end
 
 -- A resolved conversation open again (unassigned, to be routed), with its open key pointing at it.
@@ -83,17 +92,23 @@ local contactId, contactCreated = ensureContact(prefix, KEYS[2], ARGV[8], accoun
 
 local convId = (not thread) and redis.call('GET', KEYS[3])
 local convCreated, reopened = 0, 0
+local state = nil
 local openKey = thread and thread.openKey or KEYS[3]
 if threadConv then
   convId = threadConv
   local threadKey = prefix .. ':conv:' .. convId
-  if redis.call('HGET', threadKey, 'status') ~= 'open' and tonumber(thread.reopen or 1) == 1 then
+  state = conversationState(threadKey)
+  if state.status ~= 'open' and tonumber(thread.reopen or 1) == 1 then
     reopened = 1
     redis.call('SET', KEYS[4], convId)
     reopenResolved(threadKey, convId, redis.call('HGET', threadKey, 'openKey'))
+    state = freshState
   end
 end
-if convId and not threadConv and redis.call('HGET', prefix .. ':conv:' .. convId, 'status') ~= 'open' then convId = false end
+if convId and not threadConv then
+  state = conversationState(prefix .. ':conv:' .. convId)
+  if state.status ~= 'open' then convId, state = false, nil end
+end
 if not convId and not thread then
   local reopenWindow = tonumber(redis.call('HGET', prefix .. ':acc:' .. accountId .. ':q:default:cfg', 'reopenWindowMs') or '0')
   local lastId = reopenWindow > 0 and redis.call('GET', KEYS[4])
@@ -103,12 +118,14 @@ if not convId and not thread then
     convId = lastId
     reopened = 1
     reopenResolved(lastKey, convId, KEYS[3])
+    state = freshState
   end
 end
 if not convId then
   convId = ARGV[9]
   convCreated = 1
   openNewConversation(prefix, openKey, KEYS[4], convId, accountId, inboxId, contactId, channel, ARGV[5], ARGV[13], ARGV[14], nowIso, '')
+  state = freshState
 end
 
 local convKey = prefix .. ':conv:' .. convId
@@ -125,7 +142,7 @@ if thread then
   for _, p in ipairs(thread.pointers or {}) do redis.call('SET', p[1], convId, 'EX', tonumber(p[2]), 'NX') end
   for _, p in ipairs(thread.refresh or {}) do redis.call('SET', p[1], convId, 'EX', tonumber(p[2])) end
 end
-local assignee = redis.call('HGET', convKey, 'assigneeId') or ''
+-- The message as stored, without reading back what was just written (a new inbound message has no status or error yet).
 emitEvent(prefix, accountId, 'evt_' .. messageId .. '_r', 'message.received', conversationSource(accountId, inboxId),
-  convId, nowIso, messageJson(msgKey), assignee, ARGV[13])
-return {messageId, contactId, convId, 0, assignee, contactCreated, convCreated, reopened, claimRouting(convKey, messageId)}
+  convId, nowIso, messageJsonOf(ARGV[12], convId, contactId, seq), state.assigneeId, ARGV[13])
+return {messageId, contactId, convId, 0, state.assigneeId, contactCreated, convCreated, reopened, claimRouting(convKey, messageId, state)}

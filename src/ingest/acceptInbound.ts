@@ -7,15 +7,49 @@ import type { InboundMessage } from '../schema/message.ts';
 
 export interface AcceptedInbound { messageId: string; seq: number }
 
+/**
+ * Queue adds in flight at once from one process; later ones wait their turn, in arrival order. A burst (a
+ * thousand visitors sending at once) then waits as small parsed messages rather than as thousands of adds
+ * half-built in the Redis client, which the garbage collector would copy again and again while Redis
+ * catches up: that cost the process more than the adds themselves, and stalled its event loop for most
+ * of a second.
+ */
+export const maxAddsInFlight = 64;
+
+/** Turns for queue adds, first come first served, `limit` at a time. */
+class AddTurns {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+  private head = 0;
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(add: () => Promise<T>): Promise<T> {
+    if (this.running < this.limit) this.running += 1;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await add();
+    } finally {
+      this.handOver();
+    }
+  }
+
+  /** The finished add's turn goes straight to the longest waiting one, so none is overtaken. */
+  private handOver(): void {
+    const next = this.waiting[this.head];
+    if (!next) { this.running -= 1; return; }
+    this.waiting[this.head++] = undefined as unknown as () => void;
+    if (this.head > 1024 && this.head * 2 > this.waiting.length) { this.waiting.splice(0, this.head); this.head = 0; }
+    next();
+  }
+}
+
 export class InboundAcceptor {
   private lastSeq = 0;
-  private lastProducer = 0;
-  private readonly queue: Queue;
+  private readonly turns: AddTurns;
 
-  /** `producers`: handles of the inbound queue on different connections; message adds take turns on them. */
-  constructor(private readonly producers: Queue[]) {
-    if (!producers.length) throw new Error('InboundAcceptor needs an inbound queue');
-    this.queue = producers[0]!;
+  constructor(private readonly queue: Queue, addsInFlight = maxAddsInFlight) {
+    this.turns = new AddTurns(addsInFlight);
   }
 
   /** The message id is derived from the provider's id, so every retry of one message names the same message. */
@@ -34,18 +68,17 @@ export class InboundAcceptor {
       ...(extra.thread ? { thread: extra.thread } : {}),
     };
     // Order needs no single connection: the seq above orders the conversation, whichever add lands first.
-    this.lastProducer = (this.lastProducer + 1) % this.producers.length;
-    await this.producers[this.lastProducer]!.add('inbound', job, { ...jobOptions.inbound, jobId: messageId });
+    await this.turns.run(() => this.queue.add('inbound', job, { ...jobOptions.inbound, jobId: messageId }));
     return { messageId, seq };
   }
 
   /** A channel event about the contact (no conversation), deduplicated like a message by the provider's id. */
   async acceptContactEvent(job: ContactJob): Promise<void> {
-    await this.queue.add('contact', job, { ...jobOptions.inbound, jobId: `ce_${keyDigest(`${job.inboxId}\n${job.externalId}`)}` });
+    await this.turns.run(() => this.queue.add('contact', job, { ...jobOptions.inbound, jobId: `ce_${keyDigest(`${job.inboxId}\n${job.externalId}`)}` }));
   }
 
   /** A payment notification, deduplicated by the provider's notification id. */
   async acceptPayment(job: PaymentJob): Promise<void> {
-    await this.queue.add('payment', job, { ...jobOptions.inbound, jobId: `pay_${keyDigest(`${job.inboxId}\n${job.payment.notificationId}`)}` });
+    await this.turns.run(() => this.queue.add('payment', job, { ...jobOptions.inbound, jobId: `pay_${keyDigest(`${job.inboxId}\n${job.payment.notificationId}`)}` }));
   }
 }

@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { WebSocket } from 'ws';
 import type { Logger } from '../logger.ts';
 import type { Keyspace } from '../redis/keys.ts';
+import { corkForThisTurn } from '../net/corkForThisTurn.ts';
 
 export interface LiveEntry {
   /** A CloudEvent JSON string, or undefined for an ephemeral signal. */
@@ -115,24 +116,10 @@ function underlyingSocket(socket: WebSocket): { cork(): void; uncork(): void } |
   return (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
 }
 
-// Frames sent in one turn of the event loop (a batch of live entries, the `accepted` answers to a burst of
-// messages) leave in one write per socket: each socket is corked at its first frame and uncorked once the
-// turn's callbacks and promises have run. Each write is a system call, and frames come in bursts.
-const corkedSockets = new Set<{ uncork(): void }>();
-function uncorkAll(): void {
-  for (const socket of corkedSockets) socket.uncork();
-  corkedSockets.clear();
-}
-function corkForThisTurn(socket: WebSocket): void {
-  const tcp = underlyingSocket(socket);
-  if (!tcp || corkedSockets.has(tcp)) return;
-  tcp.cork();
-  if (corkedSockets.size === 0) process.nextTick(uncorkAll);
-  corkedSockets.add(tcp);
-}
-
 export function sendJson(socket: WebSocket, value: unknown): void {
   if (socket.readyState !== 1) return;
-  corkForThisTurn(socket);
+  // A batch of live entries, or the `accepted` answers to a burst of messages, leaves in one write.
+  const tcp = underlyingSocket(socket);
+  if (tcp) corkForThisTurn(tcp);
   socket.send(typeof value === 'string' ? value : JSON.stringify(value));
 }

@@ -88,7 +88,7 @@ describe(`routing under concurrency: ${workerCount} workers, ${conversationCount
     // inbound job), from this process, so all 5,000 are queued within a moment of each other.
     const producer = createRedis(deployment.redisUrl, 'test-producer', { autoPipelining: true });
     const inboundProducer = new Queue('inbound', { connection: producer, prefix: `${deployment.prefix}:q` });
-    const acceptor = new InboundAcceptor([inboundProducer]);
+    const acceptor = new InboundAcceptor(inboundProducer);
 
     // Resolvers: several concurrent callers pick a random agent's held conversation and resolve it via
     // the API (which frees the capacity and hands that agent the next waiting conversation).
