@@ -96,9 +96,10 @@ export async function createGateway(options: GatewayOptions) {
   redis.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
   const keys = keyspace(settings.redisPrefix);
   const metrics = createMetrics();
-  // Queue adds go on a connection of their own that blocking consumers never use; what one turn of the
-  // event loop sends leaves in one write, without waiting for earlier replies (as an auto-pipeline would).
-  const producer = createRedis(options.redisUrl, `gateway-${role}-producer`, { batchWrites: true });
+  // Queue adds go on an auto-pipelined connection of their own that blocking consumers never use: adds that
+  // arrive while the last batch is out leave together as the next one, far cheaper for Redis than one by
+  // one. The acceptor keeps a batch small (at most maxAddsInFlight adds in flight).
+  const producer = createRedis(options.redisUrl, `gateway-${role}-producer`, { autoPipelining: true });
   producer.on('error', (error) => log.warn({ err: error.message }, 'redis connection error'));
   const queues = createQueues(producer, settings.redisPrefix);
   metrics.trackQueues(queues);

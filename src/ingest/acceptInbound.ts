@@ -4,6 +4,7 @@ import type { Queue } from 'bullmq';
 import { keyDigest } from '../ids.ts';
 import { jobOptions, type ContactJob, type InboundJob, type PaymentJob } from '../queues.ts';
 import type { InboundMessage } from '../schema/message.ts';
+import { Turns } from './turns.ts';
 
 export interface AcceptedInbound { messageId: string; seq: number }
 
@@ -16,40 +17,12 @@ export interface AcceptedInbound { messageId: string; seq: number }
  */
 export const maxAddsInFlight = 64;
 
-/** Turns for queue adds, first come first served, `limit` at a time. */
-class AddTurns {
-  private running = 0;
-  private readonly waiting: (() => void)[] = [];
-  private head = 0;
-
-  constructor(private readonly limit: number) {}
-
-  async run<T>(add: () => Promise<T>): Promise<T> {
-    if (this.running < this.limit) this.running += 1;
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
-    try {
-      return await add();
-    } finally {
-      this.handOver();
-    }
-  }
-
-  /** The finished add's turn goes straight to the longest waiting one, so none is overtaken. */
-  private handOver(): void {
-    const next = this.waiting[this.head];
-    if (!next) { this.running -= 1; return; }
-    this.waiting[this.head++] = undefined as unknown as () => void;
-    if (this.head > 1024 && this.head * 2 > this.waiting.length) { this.waiting.splice(0, this.head); this.head = 0; }
-    next();
-  }
-}
-
 export class InboundAcceptor {
   private lastSeq = 0;
-  private readonly turns: AddTurns;
+  private readonly turns: Turns;
 
   constructor(private readonly queue: Queue, addsInFlight = maxAddsInFlight) {
-    this.turns = new AddTurns(addsInFlight);
+    this.turns = new Turns(addsInFlight);
   }
 
   /** The message id is derived from the provider's id, so every retry of one message names the same message. */

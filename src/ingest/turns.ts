@@ -1,0 +1,31 @@
+// First come, first served turns: what a process does at most `limit` at a time, the rest waiting in arrival order.
+export class Turns {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+  private head = 0;
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running < this.limit) this.running += 1;
+    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    try {
+      return await task();
+    } finally {
+      this.handOver();
+    }
+  }
+
+  /** A finished task's turn goes straight to the longest waiting one, so none is overtaken. */
+  private handOver(): void {
+    if (this.head === this.waiting.length) { this.running -= 1; return; }
+    const next = this.waiting[this.head]!;
+    this.head += 1;
+    // The served front of the line is dropped once it is over half of it (amortized O(1) a turn).
+    if (this.head === this.waiting.length || (this.head >= 1024 && this.head * 2 >= this.waiting.length)) {
+      this.waiting.splice(0, this.head);
+      this.head = 0;
+    }
+    next();
+  }
+}
