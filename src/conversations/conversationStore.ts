@@ -114,11 +114,17 @@ export class ConversationStore {
     return { items, nextCursor: cursor ?? null };
   }
 
+  /**
+   * Several hashes at once: concurrent HGETALLs, sent together on the wire, rather than an ioredis pipeline,
+   * whose construction copies every script defined on the connection (BullMQ's and ours) onto it.
+   */
+  private hashes(keys: string[]): Promise<Record<string, string>[]> {
+    return Promise.all(keys.map((key) => this.redis.hgetall(key)));
+  }
+
   private async loadConversations(ids: string[]): Promise<ConversationInternals[]> {
-    const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.hgetall(this.keys.conversation(id));
-    const results = (await pipeline.exec()) ?? [];
-    return results.map(([, v]) => conversationFromHash(v as Record<string, string>)).filter((c): c is ConversationInternals => !!c);
+    const results = await this.hashes(ids.map((id) => this.keys.conversation(id)));
+    return results.map(conversationFromHash).filter((c): c is ConversationInternals => !!c);
   }
 
   async contact(accountId: string, id: string): Promise<Contact | undefined> {
@@ -130,10 +136,8 @@ export class ConversationStore {
 
   async listContacts(accountId: string, options: { cursor?: string; limit: number }): Promise<Page<Contact>> {
     return listByIndex(this.redis, this.keys.accountIndex(accountId, 'contacts'), options, async (ids) => {
-      const pipeline = this.redis.pipeline();
-      for (const id of ids) pipeline.hgetall(this.keys.contact(id));
-      const results = (await pipeline.exec()) ?? [];
-      return results.map(([, v]) => v as Record<string, string>).filter((f) => f.id).map(contactFromHash);
+      const results = await this.hashes(ids.map((id) => this.keys.contact(id)));
+      return results.filter((f) => f.id).map(contactFromHash);
     });
   }
 
@@ -149,10 +153,8 @@ export class ConversationStore {
       ? await this.redis.zrevrangebyscore(key, `(${options.before}`, '-inf', 'LIMIT', 0, options.limit + 1)
       : await this.redis.zrangebyscore(key, `(${options.after ?? 0}`, '+inf', 'LIMIT', 0, options.limit + 1);
     const hasMore = ids.length > options.limit;
-    const pipeline = this.redis.pipeline();
-    for (const id of ids.slice(0, options.limit)) pipeline.hgetall(this.keys.message(id));
-    const results = (await pipeline.exec()) ?? [];
-    const items = results.map(([, v]) => messageFromHash(v as Record<string, string>)).filter((m): m is NormalizedMessage => !!m);
+    const results = await this.hashes(ids.slice(0, options.limit).map((id) => this.keys.message(id)));
+    const items = results.map(messageFromHash).filter((m): m is NormalizedMessage => !!m);
     const last = items[items.length - 1];
     return { items, nextCursor: hasMore && last ? String(last.seq) : null };
   }
