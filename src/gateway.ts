@@ -73,7 +73,7 @@ import { SmsOptOuts } from './sms/smsOptOut.ts';
 import { SmsReceipts } from './sms/smsReceipts.ts';
 import { SmsSender } from './sms/smsSender.ts';
 
-export const version = '0.3.1';
+export const version = '0.3.2';
 
 export interface GatewayOptions {
   settings: Settings;

@@ -15,7 +15,7 @@ export interface AcceptedInbound { messageId: string; seq: number }
  * catches up: that cost the process more than the adds themselves, and stalled its event loop for most
  * of a second.
  */
-export const maxAddsInFlight = 64;
+export const maxAddsInFlight = 256;
 
 export class InboundAcceptor {
   private lastSeq = 0;
