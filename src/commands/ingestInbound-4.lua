@@ -142,7 +142,8 @@ if thread then
   for _, p in ipairs(thread.pointers or {}) do redis.call('SET', p[1], convId, 'EX', tonumber(p[2]), 'NX') end
   for _, p in ipairs(thread.refresh or {}) do redis.call('SET', p[1], convId, 'EX', tonumber(p[2])) end
 end
--- The message as stored, without reading back what was just written (a new inbound message has no status or error yet).
+-- The message as stored, without reading back what was just written (a new inbound message has no status or error
+-- yet). Its seq goes in as the argument's digits: Lua prints a number of 16 digits as 1.7646480001235e+15.
 emitEvent(prefix, accountId, 'evt_' .. messageId .. '_r', 'message.received', conversationSource(accountId, inboxId),
-  convId, nowIso, messageJsonOf(ARGV[12], convId, contactId, seq), state.assigneeId, ARGV[13])
+  convId, nowIso, messageJsonOf(ARGV[12], convId, contactId, ARGV[11]), state.assigneeId, ARGV[13])
 return {messageId, contactId, convId, 0, state.assigneeId, contactCreated, convCreated, reopened, claimRouting(convKey, messageId, state)}

@@ -40,7 +40,7 @@ export class InboundAcceptor {
       contactName: extra.contactName ?? message.from.name ?? '', visitorHint: extra.visitorHint ?? '', message,
       ...(extra.thread ? { thread: extra.thread } : {}),
     };
-    // Order needs no single connection: the seq above orders the conversation, whichever add lands first.
+    // The seq above orders the conversation, whichever add lands first.
     await this.turns.run(() => this.queue.add('inbound', job, { ...jobOptions.inbound, jobId: messageId }));
     return { messageId, seq };
   }

@@ -203,6 +203,16 @@ describe('ingest: accepting and storing inbound messages', () => {
     expect(created.data).toMatchObject({ id: data.conversationId, contactId: data.contactId, status: 'open', assigneeId: null });
   });
 
+  it('puts each message\'s arrival seq in its message.received event digit for digit', async () => {
+    const tenant = await createTenant(t);
+    const visitorId = newVisitorId();
+    // Accepted within one millisecond, seqs step by one: 16 significant digits, which Lua would print rounded.
+    const accepted = await Promise.all(Array.from({ length: 5 }, (_, i) => t.gateway.acceptor.accept(visitorMessage(tenant, visitorId, `${visitorId}/s${i}`))));
+    const events = await waitFor(() => streamEvents(t, tenant.accountId), (e) => eventsOfType(e, 'message.received').length >= 5, '5 message.received');
+    const seqOf = new Map(eventsOfType(events, 'message.received').map((e) => [(e.data as { id: string }).id, (e.data as { seq: number }).seq]));
+    for (const { messageId, seq } of accepted) expect(seqOf.get(messageId)).toBe(seq);
+  });
+
   it('opens a new conversation for the same contact after the previous one is resolved', async () => {
     const tenant = await createTenant(t);
     const visitorId = newVisitorId();
