@@ -13,6 +13,7 @@ import { EmailAdapter } from '../adapters/email/emailAdapter.ts';
 import { acceptParsedMail } from './email/emailInbound.ts';
 import { ImapWatchers, type ImapWatchersOptions } from './email/imapWatchers.ts';
 import { AgentChannel } from './agents/agentChannel.ts';
+import { AgentSocketLeases } from './agents/agentSocketLeases.ts';
 import { registerAgentConsoleRoute } from './agents/agentConsoleRoute.ts';
 import { registerAccountRoutes } from './api/accountRoutes.ts';
 import { registerAgentRoutes } from './api/agentRoutes.ts';
@@ -73,7 +74,7 @@ import { SmsOptOuts } from './sms/smsOptOut.ts';
 import { SmsReceipts } from './sms/smsReceipts.ts';
 import { SmsSender } from './sms/smsSender.ts';
 
-export const version = '0.3.2';
+export const version = '0.3.3';
 
 export interface GatewayOptions {
   settings: Settings;
@@ -83,6 +84,8 @@ export interface GatewayOptions {
   role?: Role;
   /** IMAP watching: lease and scan periods, poll and backoff (tests shorten them). */
   imap?: ImapWatchersOptions & { pollMs?: number; backoffMs?: number };
+  /** How long an agent socket's lease lasts unrenewed (tests shorten it). */
+  agentSocketLeaseMs?: number;
 }
 
 export type Gateway = Awaited<ReturnType<typeof createGateway>>;
@@ -156,7 +159,8 @@ export async function createGateway(options: GatewayOptions) {
       (entry, sockets) => agentChannel!.pushToAgent(entry, sockets),
       (entry, sockets) => visitorChannel!.pushToVisitor(entry, sockets));
     visitorChannel = new VisitorChannel({ redis, keys, log, metrics, inboxes, acceptor, conversations, live, serverKey });
-    agentChannel = new AgentChannel({ log, metrics, agents, actions, conversations, live, router });
+    const leases = new AgentSocketLeases(redis, keys, log, { graceMs: settings.agentDisconnectGraceSeconds * 1000, leaseMs: options.agentSocketLeaseMs });
+    agentChannel = new AgentChannel({ log, metrics, agents, actions, conversations, live, router, leases });
 
     registerOperationsRoutes(registry, { redis, keys, metrics, publicUrl, version });
     registerAccountRoutes(registry, services);
@@ -197,6 +201,7 @@ export async function createGateway(options: GatewayOptions) {
       },
     ], settings.wsMaxFrameBytes, log, createPushLane(registry.pushRoutes(settings.bodyLimitBytes), { log, metrics }));
     await live.start();
+    leases.start();
     await new Promise<void>((resolve, reject) => {
       http!.server.once('error', reject);
       http!.server.listen(settings.port, settings.host, () => resolve());
@@ -211,6 +216,8 @@ export async function createGateway(options: GatewayOptions) {
       http!.server.closeIdleConnections();
       setTimeout(() => http!.server.closeAllConnections(), 5000).unref();
       await closed;
+      // Leases still held lapse on their own: agents who reconnect elsewhere within the grace stay online.
+      await leases.stop();
       await live.stop();
     });
   }

@@ -11,6 +11,7 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Router } from '../routing/router.ts';
 import { agentStatusSchema, type AgentDirectory, type AgentRecord } from '../tenancy/agents.ts';
+import type { AgentSocketLeases } from './agentSocketLeases.ts';
 
 const agentFrameSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('reply'), conversationId: z.string().max(100), text: z.string().trim().min(1).max(10_000), clientMessageId: z.string().max(100).optional() }),
@@ -27,16 +28,24 @@ const eventsWithHistory = new Set(['conversation.assigned', 'conversation.transf
 export class AgentChannel {
   constructor(private readonly deps: {
     log: Logger; metrics: Metrics; agents: AgentDirectory; actions: ConversationActions;
-    conversations: ConversationStore; live: LiveFeed; router: Router;
+    conversations: ConversationStore; live: LiveFeed; router: Router; leases: AgentSocketLeases;
   }) {}
 
   async handleSocket(socket: WebSocket, agent: AgentRecord): Promise<void> {
     const { live, metrics } = this.deps;
     live.agents.add(agent.id, socket);
     metrics.websockets.inc({ kind: 'agent' });
+    // Taken before hello, so hello's state shows an agent back online after a reconnect.
+    const lease = this.deps.leases.open(agent.id).catch((error: Error) => {
+      this.deps.log.warn({ agentId: agent.id, err: error.message }, 'agent socket lease failed; presence stays as set');
+      return undefined;
+    });
     socket.on('close', () => {
       live.agents.remove(agent.id, socket);
       metrics.websockets.dec({ kind: 'agent' });
+      void lease.then((id) => (id ? this.deps.leases.close(agent.id, id) : undefined)).catch((error: Error) => {
+        this.deps.log.warn({ agentId: agent.id, err: error.message }, 'agent socket lease release failed; it lapses on its own');
+      });
     });
     socket.on('message', (data, isBinary) => {
       let parsed: unknown;
@@ -63,6 +72,7 @@ export class AgentChannel {
         });
       });
     });
+    await lease;
     sendJson(socket, { type: 'hello', agent: { id: agent.id, accountId: agent.accountId, name: agent.name, role: agent.role }, state: await this.deps.agents.state(agent.id) });
   }
 

@@ -4,6 +4,7 @@
     overflow|{conv}|{gen}|{step} a conversation still waiting at route step {step} moves to the next target
     redrain|{account}|{queue}|{channel}  agents who were passed over after declining may be offered again
     away|{agent}                an online agent inactive for its auto-away period becomes away
+    gone|{agent}                an online agent with no live socket for its grace period becomes away (leaseAgentSocket)
 
   KEYS[1] the timers zset (member -> due, ms)
   ARGV[1] prefix   ARGV[2] now (ISO)   ARGV[3] now (ms)   ARGV[4] at most this many timers
@@ -59,6 +60,23 @@ local function autoAway(member, agentId)
   setAgentStatus(prefix, f[4], agentId, 'away', nowIso, nowMs, 'inactive')
 end
 
+local function disconnected(member, agentId)
+  local stateKey = agentKey(prefix, agentId)
+  local socketsKey = stateKey .. ':sockets'
+  redis.call('ZREMRANGEBYSCORE', socketsKey, '-inf', nowMs)
+  local f = redis.call('HMGET', stateKey, 'status', 'accountId', 'disconnectGraceMs')
+  if not f[2] then return end
+  local newest = redis.call('ZRANGE', socketsKey, -1, -1, 'WITHSCORES')
+  -- A socket is live again (or still, on another web process): check again after it would lapse.
+  if newest[2] then
+    redis.call('ZADD', KEYS[1], tonumber(newest[2]) + tonumber(f[3] or '0'), member)
+    return
+  end
+  if f[1] ~= 'online' then return end
+  setAgentStatus(prefix, f[2], agentId, 'away', nowIso, nowMs, 'disconnected')
+  redis.call('HSET', stateKey, 'awayReason', 'disconnected')
+end
+
 for _, member in ipairs(due) do
   redis.call('ZREM', KEYS[1], member)
   local p = split(member)
@@ -66,6 +84,7 @@ for _, member in ipairs(due) do
   elseif p[1] == 'overflow' then overflow(p[2], p[3], p[4])
   elseif p[1] == 'redrain' then drainQueue(prefix, p[2], p[3], p[4], nowIso, nowMs)
   elseif p[1] == 'away' then autoAway(member, p[2])
+  elseif p[1] == 'gone' then disconnected(member, p[2])
   end
 end
 return #due

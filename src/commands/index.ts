@@ -40,7 +40,8 @@ export type ScriptName =
   | 'upsertContact'
   | 'addConversationNote'
   | 'tagConversation'
-  | 'advanceImapCursor';
+  | 'advanceImapCursor'
+  | 'leaseAgentSocket';
 
 interface LoadedScript { lua: string; numberOfKeys: number }
 

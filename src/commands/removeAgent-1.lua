@@ -17,7 +17,7 @@ for _, queueId in ipairs(redis.call('SMEMBERS', KEYS[1] .. ':queues')) do
   for _, channel in ipairs(routingChannels) do redis.call('ZREM', queueKey(prefix, accountId, queueId, 'avail:' .. channel), agentId) end
 end
 redis.call('DEL', KEYS[1] .. ':queues')
-redis.call('ZREM', timersKey(prefix), 'away|' .. agentId)
+redis.call('ZREM', timersKey(prefix), 'away|' .. agentId, 'gone|' .. agentId)
 local convs = redis.call('SMEMBERS', KEYS[1] .. ':convs')
 for _, convId in ipairs(convs) do
   local convKey = prefix .. ':conv:' .. convId
@@ -29,5 +29,5 @@ for _, convId in ipairs(convs) do
     requeue(prefix, convKey, nowIso, nowMs)
   end
 end
-redis.call('DEL', KEYS[1], KEYS[1] .. ':convs')
+redis.call('DEL', KEYS[1], KEYS[1] .. ':convs', KEYS[1] .. ':sockets')
 return #convs

@@ -35,6 +35,8 @@ redis.call('HSET', stateKey, 'accountId', accountId)
 redis.call('SADD', stateKey .. ':queues', 'default')
 redis.call('SADD', queueKey(prefix, accountId, 'default', 'members'), agentId)
 local status = ARGV[6]
+-- A status the agent or an admin chose stays, even across a reconnect (see leaseAgentSocket).
+if status ~= '' then redis.call('HDEL', stateKey, 'awayReason') end
 if status == '' then status = redis.call('HGET', stateKey, 'status') or 'offline' end
 setAgentStatus(prefix, accountId, agentId, status, nowIso, nowMs, 'set')
 return {status, redis.call('HGET', stateKey, 'capacity'), tostring(redis.call('HGET', stateKey, 'load'))}

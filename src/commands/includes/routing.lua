@@ -422,6 +422,8 @@ local function setAgentStatus(prefix, accountId, agentId, status, nowIso, nowMs,
     end
   end
   if status ~= previous then
+    -- Only the status the disconnect timer set is given back on reconnect (fireRoutingTimers sets the reason after this).
+    redis.call('HDEL', stateKey, 'awayReason')
     redis.call('HSET', stateKey, 'statusSince', nowIso)
     if status == 'online' then
       redis.call('HSET', stateKey, 'lastActivityMs', nowMs)

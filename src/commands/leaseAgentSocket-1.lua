@@ -1,0 +1,40 @@
+--[[
+  leaseAgentSocket: an agent's live socket holds a lease, renewed by its web process. While any lease of
+  the agent is live the agent is connected. When the last one closes, or lapses because its web process
+  died, the gone|{agent} routing timer turns an online agent away once the grace period has passed
+  (agent.status_changed, reason "disconnected"), so no conversation is assigned to someone who is not
+  there. The agent's next socket brings it back online (reason "reconnected"), unless its status was
+  set in between.
+
+  KEYS[1] the agent's state hash
+  ARGV[1] prefix   ARGV[2] now (ISO)   ARGV[3] now (ms)   ARGV[4] agent id   ARGV[5] connection id
+  ARGV[6] open | renew | close   ARGV[7] lease (ms)   ARGV[8] grace (ms)
+
+  Returns 1 while the agent has a live socket, else 0 (also for an agent that was removed)
+]]
+--- @include "emitEvent"
+--- @include "routing"
+
+local prefix, nowIso, nowMs, agentId, connId, op = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
+local leaseMs, graceMs = tonumber(ARGV[7]), tonumber(ARGV[8])
+local stateKey = KEYS[1]
+local accountId = redis.call('HGET', stateKey, 'accountId')
+if not accountId then return 0 end
+
+local socketsKey = stateKey .. ':sockets'
+if op == 'close' then
+  redis.call('ZREM', socketsKey, connId)
+else
+  redis.call('ZADD', socketsKey, nowMs + leaseMs, connId)
+end
+redis.call('ZREMRANGEBYSCORE', socketsKey, '-inf', nowMs)
+redis.call('HSET', stateKey, 'disconnectGraceMs', graceMs)
+-- The check is due when the newest lease would lapse, plus the grace: every renewal pushes it later,
+-- so a web process that dies leaves the check behind it.
+local newest = redis.call('ZRANGE', socketsKey, -1, -1, 'WITHSCORES')
+redis.call('ZADD', timersKey(prefix), (tonumber(newest[2]) or nowMs) + graceMs, 'gone|' .. agentId)
+
+if op == 'open' and redis.call('HGET', stateKey, 'status') == 'away' and redis.call('HGET', stateKey, 'awayReason') == 'disconnected' then
+  setAgentStatus(prefix, accountId, agentId, 'online', nowIso, nowMs, 'reconnected')
+end
+return newest[1] and 1 or 0

@@ -1,0 +1,112 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runScript } from '../../src/commands/index.ts';
+import { eventsOfType, streamEvents, waitFor } from '../support/coreFixtures.ts';
+import { createTenant, startTestGateway, TestSocket, wsUrl, type Tenant, type TestGateway } from '../support/testGateway.ts';
+
+// Presence that follows the agent's sockets: 1 s of grace, leases of 0.9 s renewed every 0.3 s.
+describe('agent presence follows the agent sockets', () => {
+  let t: TestGateway;
+  beforeAll(async () => { t = await startTestGateway({ GATEWAY_AGENT_DISCONNECT_GRACE_SECONDS: '1' }, 'all', { agentSocketLeaseMs: 900 }); });
+  afterAll(() => t.stop());
+
+  const status = async (tenant: Tenant) =>
+    (await t.api('GET', `/api/v1/accounts/${tenant.accountId}/agents/${tenant.agentId}`, { key: tenant.apiKey })).body.state.status as string;
+  const statusChanges = async (tenant: Tenant) =>
+    eventsOfType(await streamEvents(t, tenant.accountId), 'agent.status_changed').map((e) => e.data as { status: string; reason: string });
+  const connect = async (tenant: Tenant) => {
+    const socket = await TestSocket.open(wsUrl(t.url, '/api/v1/agent/ws'), { headers: { authorization: `Bearer ${tenant.agentToken}` } });
+    return { socket, hello: await socket.next((f) => f.type === 'hello') };
+  };
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it('sets an online agent away when its last socket has been closed for the grace period, and back online on its next socket', async () => {
+    const tenant = await createTenant(t);
+    const first = await connect(tenant);
+    const second = await connect(tenant);
+    first.socket.close();
+    // Renewals of the other socket keep the agent online well past the grace.
+    await sleep(2500);
+    expect(await status(tenant)).toBe('online');
+
+    second.socket.close();
+    await waitFor(() => status(tenant), (s) => s === 'away', 'away after the grace', 6000);
+    expect((await statusChanges(tenant)).at(-1)).toMatchObject({ status: 'away', reason: 'disconnected' });
+
+    const back = await connect(tenant);
+    expect(back.hello.state.status).toBe('online');
+    expect((await statusChanges(tenant)).at(-1)).toMatchObject({ status: 'online', reason: 'reconnected' });
+    back.socket.close();
+  });
+
+  it('keeps an agent online across a reconnect within the grace', async () => {
+    const tenant = await createTenant(t);
+    const first = await connect(tenant);
+    first.socket.close();
+    await first.socket.closed();
+    const again = await connect(tenant);
+    await sleep(2000);
+    expect(await status(tenant)).toBe('online');
+    expect((await statusChanges(tenant)).filter((c) => c.reason === 'disconnected')).toEqual([]);
+    again.socket.close();
+  });
+
+  it('gives back only the status the disconnect took: a status set meanwhile stays', async () => {
+    const tenant = await createTenant(t);
+    const first = await connect(tenant);
+    first.socket.close();
+    await waitFor(() => status(tenant), (s) => s === 'away', 'away after the grace', 6000);
+    // The agent (or an admin) chooses offline while no socket is open: the next socket does not undo it.
+    expect((await t.api('PUT', `/api/v1/accounts/${tenant.accountId}/agents/${tenant.agentId}/status`, { key: tenant.apiKey, body: { status: 'offline' } })).status).toBe(200);
+    const back = await connect(tenant);
+    expect(back.hello.state.status).toBe('offline');
+    back.socket.close();
+
+    // An agent who was away by choice before disconnecting stays away too.
+    const chosen = await createTenant(t);
+    const socket = await connect(chosen);
+    socket.socket.send({ type: 'status', status: 'away' });
+    await socket.socket.next((f) => f.type === 'state');
+    socket.socket.close();
+    await sleep(2000);
+    const returned = await connect(chosen);
+    expect(returned.hello.state.status).toBe('away');
+    expect((await statusChanges(chosen)).map((c) => c.reason)).not.toContain('disconnected');
+    returned.socket.close();
+  });
+
+  it('sets away the agents of a web process that died (its leases lapse unrenewed)', async () => {
+    const tenant = await createTenant(t);
+    // A lease as a web process takes it, from a process that then never renews it.
+    const { redis, keys } = t.gateway;
+    const now = new Date();
+    await runScript(redis, 'leaseAgentSocket', [keys.agentState(tenant.agentId)], [keys.prefix, now.toISOString(), now.getTime(), tenant.agentId, 'dead-process-1', 'open', 900, 1000]);
+    await sleep(1000);
+    expect(await status(tenant)).toBe('online');
+    await waitFor(() => status(tenant), (s) => s === 'away', 'away after the lease and the grace', 6000);
+    expect((await statusChanges(tenant)).at(-1)).toMatchObject({ status: 'away', reason: 'disconnected' });
+  });
+
+  it('leaves presence alone with a grace of 0, and forgets the leases of a removed agent', async () => {
+    const off = await startTestGateway({ GATEWAY_AGENT_DISCONNECT_GRACE_SECONDS: '0' });
+    try {
+      const tenant = await createTenant(off);
+      const socket = await TestSocket.open(wsUrl(off.url, '/api/v1/agent/ws'), { headers: { authorization: `Bearer ${tenant.agentToken}` } });
+      await socket.next((f) => f.type === 'hello');
+      expect(await off.gateway.redis.exists(`${off.gateway.keys.agentState(tenant.agentId)}:sockets`)).toBe(0);
+      socket.close();
+      await sleep(300);
+      expect(await off.gateway.redis.zscore(off.gateway.keys.routingTimers, `gone|${tenant.agentId}`)).toBeNull();
+    } finally {
+      await off.stop();
+    }
+
+    const tenant = await createTenant(t);
+    const { socket } = await connect(tenant);
+    const socketsKey = `${t.gateway.keys.agentState(tenant.agentId)}:sockets`;
+    expect(await t.gateway.redis.zcard(socketsKey)).toBe(1);
+    expect((await t.api('DELETE', `/api/v1/accounts/${tenant.accountId}/agents/${tenant.agentId}`, { key: tenant.apiKey })).status).toBe(204);
+    expect(await t.gateway.redis.exists(socketsKey)).toBe(0);
+    expect(await t.gateway.redis.zscore(t.gateway.keys.routingTimers, `gone|${tenant.agentId}`)).toBeNull();
+    socket.close();
+  });
+});
