@@ -8,6 +8,7 @@ import type { Attempt, ClaimedDelivery, DeliveryLanes } from './deliveryLanes.ts
 import { buildWebhookRequest, postWebhook } from './webhookRequest.ts';
 import type { WebhookRecord, WebhookSubscriptions } from './webhookSubscriptions.ts';
 import { checkWebhookTarget, WebhookTargetError, type GatewayAddress } from './webhookTarget.ts';
+import { createCheckedDispatcher } from './checkedDispatcher.ts';
 
 export interface DeliveryPolicy {
   timeoutMs: number;
@@ -39,6 +40,8 @@ export class WebhookDeliverer {
   private wakeUp: (() => void) | undefined;
   private woken = false;
   private readonly cache = new Map<string, { record: WebhookRecord | undefined; at: number }>();
+  /** Connections only to addresses that pass the target check at connect time (no DNS rebinding past the check below). */
+  private readonly dispatcher;
 
   constructor(private readonly deps: {
     lanes: DeliveryLanes;
@@ -52,7 +55,9 @@ export class WebhookDeliverer {
     self?: GatewayAddress;
     /** How often an idle worker looks for due lanes (other processes' new events, retries falling due). */
     pollMs?: number;
-  }) {}
+  }) {
+    this.dispatcher = createCheckedDispatcher({ allowPrivate: deps.allowPrivateTargets, self: deps.self, connectTimeoutMs: deps.policy.timeoutMs });
+  }
 
   start(): void {
     this.running = true;
@@ -65,6 +70,7 @@ export class WebhookDeliverer {
     this.wake();
     await this.loop;
     await Promise.all(this.tasks);
+    await this.dispatcher.close();
   }
 
   /** New events or a freed slot: look for due lanes now rather than at the next poll. */
@@ -149,7 +155,7 @@ export class WebhookDeliverer {
         // Checked at every delivery, not only at subscription: what a name resolves to can change.
         await checkWebhookTarget(subscription.url, this.deps.allowPrivateTargets, true, this.deps.self);
         const request = buildWebhookRequest(claim.event, subscription, this.deps.subscriptions.signingSecrets(subscription));
-        const answer = await postWebhook(subscription.url, request, policy.timeoutMs);
+        const answer = await postWebhook(subscription.url, request, policy.timeoutMs, this.dispatcher);
         httpStatus = answer.status;
         error = answer.error ?? (answer.status !== undefined && (answer.status < 200 || answer.status >= 300) ? `HTTP ${answer.status}` : undefined);
         retryAfter = answer.retryAfterMs;

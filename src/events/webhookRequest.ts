@@ -2,6 +2,7 @@
 // (ce-* headers, data as the body), personal data masked as the subscription asks, signed per
 // Standard Webhooks with every current secret; then the POST, bounded in time and in what it reads.
 import { createHmac } from 'node:crypto';
+import { fetch, type Dispatcher } from 'undici';
 import { maskEmailAddresses, maskPhoneNumbers } from '../logger.ts';
 import type { WebhookView } from './webhookSubscriptions.ts';
 
@@ -77,11 +78,12 @@ export function retryAfterMs(header: string | null, now = Date.now()): number | 
 const answerReadLimit = 16 * 1024;
 
 /** POSTs the request; never throws. A slow or huge answer costs at most `timeoutMs` and 16 KiB. */
-export async function postWebhook(url: string, request: WebhookRequest, timeoutMs: number): Promise<WebhookAnswer> {
+/** `dispatcher` decides where connections may go (createCheckedDispatcher); without it, anywhere. */
+export async function postWebhook(url: string, request: WebhookRequest, timeoutMs: number, dispatcher?: Dispatcher): Promise<WebhookAnswer> {
   const started = performance.now();
   const signal = AbortSignal.timeout(timeoutMs);
   try {
-    const response = await fetch(url, { method: 'POST', headers: request.headers, body: request.body, redirect: 'manual', signal });
+    const response = await fetch(url, { method: 'POST', headers: request.headers, body: request.body, redirect: 'manual', signal, dispatcher });
     const reader = response.body?.getReader();
     let read = 0;
     try {

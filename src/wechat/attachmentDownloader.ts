@@ -3,6 +3,8 @@
 // (Redis on loopback, cloud metadata), and the size is capped while reading, not after.
 import { PermanentSendError } from '../../adapters/channelAdapter.ts';
 import type { AttachmentSource, LoadedAttachment } from '../../adapters/wechat/wechatAdapter.ts';
+import { fetch, type Agent } from 'undici';
+import { createCheckedDispatcher } from '../events/checkedDispatcher.ts';
 import { checkWebhookTarget, WebhookTargetError } from '../events/webhookTarget.ts';
 import type { MessageContent } from '../schema/message.ts';
 import { readLimitedBody } from '../http/readLimitedBody.ts';
@@ -13,7 +15,12 @@ const redirectStatuses = new Set([301, 302, 303, 307, 308]);
 const maxRedirects = 3;
 
 export class AttachmentDownloader implements AttachmentSource {
-  constructor(private readonly options: { allowPrivate?: boolean; timeoutMs?: number } = {}) {}
+  // Every connection is checked again as it opens: a host that passed the check cannot then resolve elsewhere.
+  private readonly dispatcher: Agent;
+
+  constructor(private readonly options: { allowPrivate?: boolean; timeoutMs?: number } = {}) {
+    this.dispatcher = createCheckedDispatcher({ allowPrivate: options.allowPrivate ?? false, connectTimeoutMs: options.timeoutMs ?? 10_000 });
+  }
 
   async load(attachment: Attachment, maxBytes: number): Promise<LoadedAttachment> {
     const refused = (code: string, why: string) => new PermanentSendError(code, why);
@@ -34,9 +41,9 @@ export class AttachmentDownloader implements AttachmentSource {
         if (error instanceof WebhookTargetError) throw refused('attachment_refused', `The attachment URL is refused: ${error.message}.`);
         throw new Error(`the attachment host ${url.hostname} does not resolve`);
       }
-      let response: Response;
+      let response: Awaited<ReturnType<typeof fetch>>;
       try {
-        response = await fetch(url, { redirect: 'manual', signal });
+        response = await fetch(url, { redirect: 'manual', signal, dispatcher: this.dispatcher });
       } catch (error) {
         const name = (error as Error).name;
         throw new Error(`the attachment at ${url.hostname} could not be fetched (${name === 'TimeoutError' ? 'timed out' : name})`);
