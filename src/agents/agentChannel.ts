@@ -36,10 +36,7 @@ export class AgentChannel {
     live.agents.add(agent.id, socket);
     metrics.websockets.inc({ kind: 'agent' });
     // Taken before hello, so hello's state shows an agent back online after a reconnect.
-    const lease = this.deps.leases.open(agent.id).catch((error: Error) => {
-      this.deps.log.warn({ agentId: agent.id, err: error.message }, 'agent socket lease failed; presence stays as set');
-      return undefined;
-    });
+    const lease = this.deps.leases.open(agent.id);
     socket.on('close', () => {
       live.agents.remove(agent.id, socket);
       metrics.websockets.dec({ kind: 'agent' });

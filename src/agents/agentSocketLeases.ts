@@ -49,7 +49,10 @@ export class AgentSocketLeases {
     if (!this.enabled) return undefined;
     const connectionId = `${this.processId}-${(this.sequence += 1)}`;
     this.held.set(connectionId, agentId);
-    await this.run('open', agentId, connectionId);
+    // Held even when Redis fails now: the next renewal takes the lease, and the socket's close still releases it.
+    await this.run('open', agentId, connectionId).catch((error: Error) => {
+      this.log.warn({ agentId, err: error.message }, 'agent socket lease failed; the next renewal takes it');
+    });
     return connectionId;
   }
 
