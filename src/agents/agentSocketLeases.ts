@@ -10,6 +10,8 @@ import type { Keyspace } from '../redis/keys.ts';
 /** How long a lease lasts without renewal: how late a dead web process's agents are noticed, before the grace. */
 export const agentSocketLeaseMs = 30_000;
 
+const renewalsInFlight = 200;
+
 type LeaseOp = 'open' | 'renew' | 'close';
 
 export class AgentSocketLeases {
@@ -49,7 +51,7 @@ export class AgentSocketLeases {
     if (!this.enabled) return undefined;
     const connectionId = `${this.processId}-${(this.sequence += 1)}`;
     this.held.set(connectionId, agentId);
-    // Held even when Redis fails now: the next renewal takes the lease, and the socket's close still releases it.
+    // Held even when Redis fails now: the next renewal takes the lease (and brings the agent back), and the close releases it.
     await this.run('open', agentId, connectionId).catch((error: Error) => {
       this.log.warn({ agentId, err: error.message }, 'agent socket lease failed; the next renewal takes it');
     });
@@ -61,18 +63,20 @@ export class AgentSocketLeases {
     await this.run('close', agentId, connectionId);
   }
 
+  /** Renewals go out a chunk at a time, concurrently: one by one, thousands of sockets would outlast the lease. */
   private async renewAll(): Promise<void> {
-    for (const [connectionId, agentId] of this.held) {
-      await this.run('renew', agentId, connectionId).catch((error: Error) => {
-        this.log.warn({ agentId, err: error.message }, 'agent socket lease renewal failed; the next one retries');
-      });
+    const held = [...this.held];
+    for (let i = 0; i < held.length; i += renewalsInFlight) {
+      await Promise.all(held.slice(i, i + renewalsInFlight).map(([connectionId, agentId]) =>
+        this.run('renew', agentId, connectionId).catch((error: Error) => {
+          this.log.warn({ agentId, err: error.message }, 'agent socket lease renewal failed; the next one retries');
+        })));
     }
   }
 
   private async run(op: LeaseOp, agentId: string, connectionId: string): Promise<void> {
-    const now = new Date();
     await runScript(this.redis, 'leaseAgentSocket', [this.keys.agentState(agentId)], [
-      this.keys.prefix, now.toISOString(), now.getTime(), agentId, connectionId, op, this.leaseMs, this.options.graceMs,
+      this.keys.prefix, new Date().toISOString(), agentId, connectionId, op, this.leaseMs, this.options.graceMs,
     ]);
   }
 }

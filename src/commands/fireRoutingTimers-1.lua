@@ -63,7 +63,9 @@ end
 local function disconnected(member, agentId)
   local stateKey = agentKey(prefix, agentId)
   local socketsKey = stateKey .. ':sockets'
-  redis.call('ZREMRANGEBYSCORE', socketsKey, '-inf', nowMs)
+  -- Leases are scored on Redis's clock (leaseAgentSocket), so they are pruned on it too.
+  local t = redis.call('TIME')
+  redis.call('ZREMRANGEBYSCORE', socketsKey, '-inf', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
   local f = redis.call('HMGET', stateKey, 'status', 'accountId', 'disconnectGraceMs')
   if not f[2] then return end
   local newest = redis.call('ZRANGE', socketsKey, -1, -1, 'WITHSCORES')

@@ -3,20 +3,24 @@
   the agent is live the agent is connected. When the last one closes, or lapses because its web process
   died, the gone|{agent} routing timer turns an online agent away once the grace period has passed
   (agent.status_changed, reason "disconnected"), so no conversation is assigned to someone who is not
-  there. The agent's next socket brings it back online (reason "reconnected"), unless its status was
-  set in between.
+  there. The agent's next socket, or the renewal of a socket that was live all along (a stalled web
+  process or Redis), brings it back online (reason "reconnected"), unless its status was set in between.
+  Lease times are Redis's clock (TIME), never a web process's: processes whose clocks differ cannot
+  prune each other's live leases.
 
   KEYS[1] the agent's state hash
-  ARGV[1] prefix   ARGV[2] now (ISO)   ARGV[3] now (ms)   ARGV[4] agent id   ARGV[5] connection id
-  ARGV[6] open | renew | close   ARGV[7] lease (ms)   ARGV[8] grace (ms)
+  ARGV[1] prefix   ARGV[2] now (ISO)   ARGV[3] agent id   ARGV[4] connection id
+  ARGV[5] open | renew | close   ARGV[6] lease (ms)   ARGV[7] grace (ms)
 
   Returns 1 while the agent has a live socket, else 0 (also for an agent that was removed)
 ]]
 --- @include "emitEvent"
 --- @include "routing"
 
-local prefix, nowIso, nowMs, agentId, connId, op = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5], ARGV[6]
-local leaseMs, graceMs = tonumber(ARGV[7]), tonumber(ARGV[8])
+local prefix, nowIso, agentId, connId, op = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local t = redis.call('TIME')
+local nowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local leaseMs, graceMs = tonumber(ARGV[6]), tonumber(ARGV[7])
 local stateKey = KEYS[1]
 local accountId = redis.call('HGET', stateKey, 'accountId')
 if not accountId then return 0 end
@@ -34,7 +38,7 @@ redis.call('HSET', stateKey, 'disconnectGraceMs', graceMs)
 local newest = redis.call('ZRANGE', socketsKey, -1, -1, 'WITHSCORES')
 redis.call('ZADD', timersKey(prefix), (tonumber(newest[2]) or nowMs) + graceMs, 'gone|' .. agentId)
 
-if op == 'open' and redis.call('HGET', stateKey, 'status') == 'away' and redis.call('HGET', stateKey, 'awayReason') == 'disconnected' then
+if op ~= 'close' and redis.call('HGET', stateKey, 'status') == 'away' and redis.call('HGET', stateKey, 'awayReason') == 'disconnected' then
   setAgentStatus(prefix, accountId, agentId, 'online', nowIso, nowMs, 'reconnected')
 end
 return newest[1] and 1 or 0

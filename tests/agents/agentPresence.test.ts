@@ -79,11 +79,23 @@ describe('agent presence follows the agent sockets', () => {
     // A lease as a web process takes it, from a process that then never renews it.
     const { redis, keys } = t.gateway;
     const now = new Date();
-    await runScript(redis, 'leaseAgentSocket', [keys.agentState(tenant.agentId)], [keys.prefix, now.toISOString(), now.getTime(), tenant.agentId, 'dead-process-1', 'open', 900, 1000]);
+    await runScript(redis, 'leaseAgentSocket', [keys.agentState(tenant.agentId)], [keys.prefix, now.toISOString(), tenant.agentId, 'dead-process-1', 'open', 900, 1000]);
     await sleep(1000);
     expect(await status(tenant)).toBe('online');
     await waitFor(() => status(tenant), (s) => s === 'away', 'away after the lease and the grace', 6000);
     expect((await statusChanges(tenant)).at(-1)).toMatchObject({ status: 'away', reason: 'disconnected' });
+  });
+
+  it('brings back a socket that was live all along once its renewal lands again (a stalled web process or Redis)', async () => {
+    const tenant = await createTenant(t);
+    const { redis, keys } = t.gateway;
+    const lease = (op: string) => runScript(redis, 'leaseAgentSocket', [keys.agentState(tenant.agentId)], [keys.prefix, new Date().toISOString(), tenant.agentId, 'stalled-process-1', op, 900, 1000]);
+    await lease('open');
+    await waitFor(() => status(tenant), (s) => s === 'away', 'away after the lease and the grace', 6000);
+    await lease('renew');
+    expect(await status(tenant)).toBe('online');
+    expect((await statusChanges(tenant)).at(-1)).toMatchObject({ status: 'online', reason: 'reconnected' });
+    await lease('close');
   });
 
   it('leaves presence alone with a grace of 0, and forgets the leases of a removed agent', async () => {
