@@ -39,7 +39,7 @@ export const settingsSchema = z.object({
   messageRetentionDays: positiveInt.default(30),
   workerConcurrency: positiveInt.max(512).default(64).describe('jobs a worker process runs at once, per queue: an inbound job mostly waits on Redis round trips, so more slots than cores keep the process busy'),
   webhookPrivateTargets: z.enum(['deny', 'allow']).default('allow').describe('whether webhooks may go to loopback and private addresses (on-premise CRMs live there); the gateway\'s own address is always refused'),
-  providerPrivateTargets: z.enum(['deny', 'allow']).default('deny').describe('whether media the gateway fetches from tenant-set provider URLs (a WeChat inbox\'s apiBaseUrl, its video downloads) may come from loopback and private addresses, whether an SMS inbox\'s apiBaseUrl may name one, and whether an email inbox\'s IMAP and SMTP hosts may resolve to one'),
+  providerPrivateTargets: z.enum(['deny', 'allow']).default('deny').describe('whether media the gateway fetches from tenant-set provider URLs (a WeChat inbox\'s apiBaseUrl, its video downloads, the attachment URLs of WeChat and email replies) may come from loopback and private addresses, whether an SMS inbox\'s apiBaseUrl may name one, and whether an email inbox\'s IMAP and SMTP hosts may resolve to one'),
   webhookTimeoutMs: positiveInt.max(120_000).default(10_000).describe('how long a webhook receiver may take to answer'),
   webhookRetryBaseMs: positiveInt.default(10_000).describe('the first retry delay; it doubles per attempt (with jitter)'),
   webhookRetryMaxMs: positiveInt.default(3_600_000).describe('the longest delay between two attempts'),

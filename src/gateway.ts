@@ -128,11 +128,19 @@ export async function createGateway(options: GatewayOptions) {
     redis, keys, queues, accounts, agents, inboxes, conversations, actions, webhooks, teams, router, contacts,
   };
   const wechatTokens = new WechatAccessTokens(redis, keys, { log });
+  // Attachment and media URLs are the tenant's and what they fetch is sent on or shown to the tenant:
+  // private addresses only when the operator allows them (providerPrivateTargets), like other provider URLs.
+  const fetchesFromTenantUrls = { allowPrivate: settings.providerPrivateTargets === 'allow' };
+  const downloaders = {
+    wechatReplies: new AttachmentDownloader(fetchesFromTenantUrls),
+    emailReplies: new AttachmentDownloader(fetchesFromTenantUrls),
+    wechatVideos: new AttachmentDownloader(fetchesFromTenantUrls),
+  };
   const adapters: Record<string, ChannelAdapter> = {
     webchat: new WebchatAdapter(),
-    wechat: new WechatAdapter(wechatTokens, new AttachmentDownloader()),
+    wechat: new WechatAdapter(wechatTokens, downloaders.wechatReplies),
     email: new EmailAdapter(
-      new AttachmentDownloader({ allowPrivate: settings.webhookPrivateTargets === 'allow' }),
+      downloaders.emailReplies,
       { allowPrivateTargets: settings.providerPrivateTargets === 'allow' },
     ),
   };
@@ -144,6 +152,8 @@ export async function createGateway(options: GatewayOptions) {
   const mediaStore = new LocalFolderMediaStore(join(resolve(settings.dataDir), 'media'));
 
   const stoppers: (() => Promise<void>)[] = [];
+  // The first stopper runs last: downloads end with the workers that make them.
+  stoppers.push(async () => { await Promise.all(Object.values(downloaders).map((d) => d.close())); });
   let httpUrl = '';
   let http: ReturnType<typeof createHttpServer> | undefined;
   let routes: ApiRegistry['routes'] = [];
@@ -228,9 +238,8 @@ export async function createGateway(options: GatewayOptions) {
       payments: new PaymentRecorder(redis, keys, inboxes, settings.messageRetentionDays * 86400),
       inboundMedia: new WechatInboundMedia({
         redis, keys, queue: queues.inbound, inboxes, tokens: wechatTokens, store: mediaStore, log,
-        // Fetched media flows back to the tenant: private addresses only when the operator allows them.
-        videoDownloads: new AttachmentDownloader({ allowPrivate: settings.providerPrivateTargets === 'allow' }),
-        allowPrivate: settings.providerPrivateTargets === 'allow',
+        videoDownloads: downloaders.wechatVideos,
+        allowPrivate: fetchesFromTenantUrls.allowPrivate,
       }),
     });
     const processors: Record<QueueName, Processor> = {

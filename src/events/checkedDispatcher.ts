@@ -1,7 +1,9 @@
 // An HTTP dispatcher that connects only to addresses that pass the target check, checked as the
 // connection is made: a name checked before the request cannot resolve to another address (DNS
-// rebinding) by the time the socket opens. TLS still verifies the certificate against the name.
-import { lookup as dnsLookup } from 'node:dns';
+// rebinding) by the time the socket opens. The check sits in the connection's own DNS lookup, so Node
+// still tries every checked address in turn (happy eyeballs) and TLS verifies the certificate against
+// the name the URL gave.
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { isIP } from 'node:net';
 import { Agent, buildConnector } from 'undici';
 import { GatewayAddress, isPrivateAddress, WebhookTargetError } from './webhookTarget.ts';
@@ -20,10 +22,8 @@ export interface CheckedDispatcherOptions {
   connectTimeoutMs?: number;
 }
 
-/** The address to connect to for `hostname`, after every address it resolves to passed the check. */
-export async function checkedAddress(hostname: string, port: number, protocol: string, options: CheckedDispatcherOptions): Promise<string> {
-  const host = hostname.replace(/^\[|\]$/g, '');
-  const addresses = isIP(host) ? [host] : await (options.lookup ?? systemLookup)(host);
+/** Throws unless every one of `addresses`, which `host` names, may be connected to. */
+export function checkAddresses(host: string, addresses: string[], port: number, protocol: string, options: CheckedDispatcherOptions): void {
   if (addresses.length === 0) throw new Error(`${host} does not resolve`);
   const url = new URL(`${protocol}//${isIP(host) === 6 ? `[${host}]` : host}:${port}/`);
   if (options.self?.isSelf(url, addresses)) throw new WebhookTargetError(`${host} resolves to the gateway's own address`);
@@ -31,19 +31,45 @@ export async function checkedAddress(hostname: string, port: number, protocol: s
     const blocked = addresses.find(isPrivateAddress);
     if (blocked) throw new WebhookTargetError(`${host} resolves to a private address (${blocked})`);
   }
-  return addresses[0]!;
+}
+
+type LookupCallback = (error: Error | null, address: string | LookupAddress[], family?: number) => void;
+
+/** A `lookup` for net/tls.connect that answers only with addresses that passed the check. */
+function checkingLookup(port: number, protocol: string, options: CheckedDispatcherOptions) {
+  return (hostname: string, lookupOptions: LookupOptions, callback: LookupCallback) => {
+    (options.lookup ?? systemLookup)(hostname).then((addresses) => {
+      checkAddresses(hostname, addresses, port, protocol, options);
+      if (lookupOptions.all) callback(null, addresses.map((address) => ({ address, family: isIP(address) })));
+      else callback(null, addresses[0]!, isIP(addresses[0]!));
+    }).catch((error: Error) => callback(error, ''));
+  };
 }
 
 export function createCheckedDispatcher(options: CheckedDispatcherOptions): Agent {
-  const connectTo = buildConnector({ timeout: options.connectTimeoutMs ?? 10_000 });
+  // A connector per scheme and port: the check needs the port (the gateway's own address is host and port).
+  const connectors = new Map<string, buildConnector.connector>();
+  const connectorFor = (protocol: string, port: number) => {
+    const key = `${protocol}${port}`;
+    let connector = connectors.get(key);
+    if (!connector) {
+      connector = buildConnector({ timeout: options.connectTimeoutMs ?? 10_000, lookup: checkingLookup(port, protocol, options) } as buildConnector.BuildOptions);
+      connectors.set(key, connector);
+    }
+    return connector;
+  };
   return new Agent({
     connect: (connectOptions, callback) => {
       const { hostname, protocol } = connectOptions;
       const port = Number(connectOptions.port || (protocol === 'https:' ? 443 : 80));
-      checkedAddress(hostname, port, protocol, options).then((address) => {
-        const name = hostname.replace(/^\[|\]$/g, '');
-        connectTo({ ...connectOptions, hostname: address, servername: connectOptions.servername ?? (isIP(name) ? undefined : name) }, callback);
-      }, (error: Error) => callback(error, null));
+      try {
+        // An address literal is never looked up: it is checked here instead.
+        const literal = hostname.replace(/^\[|\]$/g, '');
+        if (isIP(literal)) checkAddresses(literal, [literal], port, protocol, options);
+        connectorFor(protocol, port)(connectOptions, callback);
+      } catch (error) {
+        callback(error as Error, null);
+      }
     },
   });
 }

@@ -160,7 +160,7 @@ export class WebhookDeliverer {
         error = answer.error ?? (answer.status !== undefined && (answer.status < 200 || answer.status >= 300) ? `HTTP ${answer.status}` : undefined);
         retryAfter = answer.retryAfterMs;
         durationMs = answer.durationMs;
-        outcome = answer.status !== undefined && answer.status >= 200 && answer.status < 300 ? 'ok' : answer.status === 410 ? 'gone' : 'retry';
+        outcome = answer.refused ? 'refused' : answer.status !== undefined && answer.status >= 200 && answer.status < 300 ? 'ok' : answer.status === 410 ? 'gone' : 'retry';
       } catch (failure) {
         outcome = failure instanceof WebhookTargetError ? 'refused' : 'retry';
         error = (failure as Error).message;

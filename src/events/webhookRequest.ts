@@ -5,6 +5,7 @@ import { createHmac } from 'node:crypto';
 import { fetch, type Dispatcher } from 'undici';
 import { maskEmailAddresses, maskPhoneNumbers } from '../logger.ts';
 import type { WebhookView } from './webhookSubscriptions.ts';
+import { WebhookTargetError } from './webhookTarget.ts';
 
 export function signWebhook(secret: string, id: string, timestampSeconds: number, body: string): string {
   const key = Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'base64');
@@ -64,7 +65,11 @@ export function buildWebhookRequest(eventJson: string, subscription: Pick<Webhoo
   return { headers, body };
 }
 
-export interface WebhookAnswer { status?: number; retryAfterMs?: number; error?: string; durationMs: number }
+export interface WebhookAnswer {
+  status?: number; retryAfterMs?: number; error?: string; durationMs: number;
+  /** The connection was refused by the target check (the name resolved somewhere it may not go): not worth a retry. */
+  refused?: boolean;
+}
 
 /** Retry-After as seconds or an HTTP date, in ms from now; undefined when absent or unreadable. */
 export function retryAfterMs(header: string | null, now = Date.now()): number | undefined {
@@ -100,7 +105,8 @@ export async function postWebhook(url: string, request: WebhookRequest, timeoutM
     return { status: response.status, retryAfterMs: retryAfterMs(response.headers.get('retry-after')), durationMs: performance.now() - started };
   } catch (error) {
     const name = (error as Error).name;
-    const message = name === 'TimeoutError' || signal.aborted ? `no answer within ${timeoutMs} ms` : String((error as Error & { cause?: Error }).cause?.message ?? (error as Error).message);
-    return { error: message.slice(0, 300), durationMs: performance.now() - started };
+    const cause = (error as Error & { cause?: Error }).cause;
+    const message = name === 'TimeoutError' || signal.aborted ? `no answer within ${timeoutMs} ms` : String(cause?.message ?? (error as Error).message);
+    return { error: message.slice(0, 300), durationMs: performance.now() - started, ...(cause instanceof WebhookTargetError ? { refused: true } : {}) };
   }
 }

@@ -45,6 +45,8 @@ export class AttachmentDownloader implements AttachmentSource {
       try {
         response = await fetch(url, { redirect: 'manual', signal, dispatcher: this.dispatcher });
       } catch (error) {
+        const cause = (error as Error & { cause?: Error }).cause;
+        if (cause instanceof WebhookTargetError) throw refused('attachment_refused', `The attachment URL is refused: ${cause.message}.`);
         const name = (error as Error).name;
         throw new Error(`the attachment at ${url.hostname} could not be fetched (${name === 'TimeoutError' ? 'timed out' : name})`);
       }
@@ -70,5 +72,10 @@ export class AttachmentDownloader implements AttachmentSource {
       return { bytes, contentType: generic && served ? served : attachment.contentType };
     }
     throw refused('attachment_unavailable', `The attachment URL redirects more than ${maxRedirects} times.`);
+  }
+
+  /** Closes the connections kept for later downloads. */
+  async close(): Promise<void> {
+    await this.dispatcher.close();
   }
 }

@@ -29,6 +29,7 @@ describe('webhook connections are checked as they are made', () => {
       const answer = await postWebhook(`http://crm.example:${port}/rebound`, request, 2000, dispatcher);
       expect(answer.status).toBeUndefined();
       expect(answer.error).toMatch(/crm\.example resolves to a private address \(127\.0\.0\.1\)/);
+      expect(answer.refused).toBe(true);
       expect(received.filter((r) => r.path === '/rebound')).toEqual([]);
     } finally {
       await dispatcher.close();
@@ -43,6 +44,27 @@ describe('webhook connections are checked as they are made', () => {
       expect(received.find((r) => r.path === '/allowed')?.host).toBe(`crm.internal:${port}`);
     } finally {
       await dispatcher.close();
+    }
+  });
+
+  it('tries the next checked address when the first one does not answer, and checks address literals too', async () => {
+    // The receiver listens on 127.0.0.1 only: the first address (::1) refuses or is absent, the second answers.
+    const dispatcher = createCheckedDispatcher({ allowPrivate: true, lookup: async () => ['::1', '127.0.0.1'] });
+    try {
+      const answer = await postWebhook(`http://two-records.internal:${port}/second`, request, 3000, dispatcher);
+      expect(answer.status).toBe(200);
+      expect(received.find((r) => r.path === '/second')?.host).toBe(`two-records.internal:${port}`);
+    } finally {
+      await dispatcher.close();
+    }
+    const strict = createCheckedDispatcher({ allowPrivate: false });
+    try {
+      const answer = await postWebhook(`http://127.0.0.1:${port}/literal`, request, 2000, strict);
+      expect(answer.error).toMatch(/127\.0\.0\.1 resolves to a private address/);
+      expect(answer.refused).toBe(true);
+      expect(received.filter((r) => r.path === '/literal')).toEqual([]);
+    } finally {
+      await strict.close();
     }
   });
 
