@@ -146,14 +146,16 @@ export async function createGateway(options: GatewayOptions) {
   };
   const smsOptOuts = new SmsOptOuts(redis, keys, settings.messageRetentionDays * 86400);
   const smsReceipts = new SmsReceipts(redis, keys, settings.messageRetentionDays * 86400);
-  adapters.sms = new SmsSender({
+  const smsSender = new SmsSender({
     redis, keys, log, optOuts: smsOptOuts, receipts: smsReceipts, publicUrl, allowPrivateTargets: settings.providerPrivateTargets === 'allow',
   });
+  adapters.sms = smsSender;
   const mediaStore = new LocalFolderMediaStore(join(resolve(settings.dataDir), 'media'));
 
   const stoppers: (() => Promise<void>)[] = [];
-  // The first stopper runs last: downloads end with the workers that make them.
-  stoppers.push(async () => { await Promise.all(Object.values(downloaders).map((d) => d.close())); });
+  // Connection pools of the checked dispatchers. The first stopper runs last: they close after the workers that use them.
+  const pools: { close(): Promise<void> }[] = [...Object.values(downloaders), smsSender];
+  stoppers.push(async () => { await Promise.all(pools.map((pool) => pool.close())); });
   let httpUrl = '';
   let http: ReturnType<typeof createHttpServer> | undefined;
   let routes: ApiRegistry['routes'] = [];
@@ -233,14 +235,16 @@ export async function createGateway(options: GatewayOptions) {
   }
 
   async function startWorkers() {
+    const inboundMedia = new WechatInboundMedia({
+      redis, keys, queue: queues.inbound, inboxes, tokens: wechatTokens, store: mediaStore, log,
+      videoDownloads: downloaders.wechatVideos,
+      allowPrivate: fetchesFromTenantUrls.allowPrivate,
+    });
+    pools.push(inboundMedia);
     const ingest = createIngestProcessor({
       redis, keys, retentionSeconds: settings.messageRetentionDays * 86400, router, contacts,
       payments: new PaymentRecorder(redis, keys, inboxes, settings.messageRetentionDays * 86400),
-      inboundMedia: new WechatInboundMedia({
-        redis, keys, queue: queues.inbound, inboxes, tokens: wechatTokens, store: mediaStore, log,
-        videoDownloads: downloaders.wechatVideos,
-        allowPrivate: fetchesFromTenantUrls.allowPrivate,
-      }),
+      inboundMedia,
     });
     const processors: Record<QueueName, Processor> = {
       // What ingest returns is for its callers, not for BullMQ: a completed job's return value is written to

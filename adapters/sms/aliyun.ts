@@ -92,7 +92,7 @@ export class AliyunProvider implements SmsProvider {
     };
     params.Signature = aliyunSignature(c.accessKeySecret, 'POST', params);
     const response = await fetch(`${apiBase(request.settings, defaultApiBase)}/`, {
-      method: 'POST', signal, redirect: 'error', body: new URLSearchParams(params), headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      method: 'POST', signal, redirect: 'error', dispatcher: request.dispatcher, body: new URLSearchParams(params), headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
     const answer = await readProviderJson(response, 'Aliyun');
     if (answer.Code === 'OK' && typeof answer.BizId === 'string') return { externalId: answer.BizId };

@@ -1,6 +1,7 @@
 // The one narrow interface every SMS provider implements (Twilio, Aliyun, Tencent Cloud, Vonage):
 // verify a webhook, parse inbound messages (batched pushes too) and delivery receipts, map the
 // provider's statuses, and send. Providers translate; they store nothing and know no routing.
+import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 
 export type SmsProviderName = 'twilio' | 'aliyun' | 'tencent' | 'vonage';
@@ -51,6 +52,8 @@ export interface SmsSendRequest {
   /** Where the provider should post this message's receipts (for providers that take it per send). */
   statusUrl: string;
   mediaUrls: string[];
+  /** Where the provider call's connections may go (the gateway's checked dispatcher); absent: anywhere. */
+  dispatcher?: Dispatcher;
 }
 
 export interface SmsSettingsView {

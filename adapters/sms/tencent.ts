@@ -83,7 +83,7 @@ export class TencentProvider implements SmsProvider {
     const timestamp = Math.floor(Date.now() / 1000);
     const host = new URL(base).host;
     const response = await fetch(`${base}/`, {
-      method: 'POST', signal, redirect: 'error', body: payload,
+      method: 'POST', signal, redirect: 'error', dispatcher: request.dispatcher, body: payload,
       headers: {
         'content-type': 'application/json; charset=utf-8', 'x-tc-action': 'SendSms', 'x-tc-version': '2021-01-11',
         'x-tc-timestamp': String(timestamp), 'x-tc-region': request.settings.region ?? 'ap-guangzhou',

@@ -100,7 +100,7 @@ export class TwilioProvider implements SmsProvider {
     else form.set('From', c.from!);
     for (const url of request.mediaUrls) form.append('MediaUrl', url);
     const response = await fetch(`${this.base(request)}/2010-04-01/Accounts/${encodeURIComponent(c.accountSid)}/Messages.json`, {
-      method: 'POST', signal, redirect: 'error', body: form,
+      method: 'POST', signal, redirect: 'error', dispatcher: request.dispatcher, body: form,
       headers: { authorization: basicAuth(c), 'content-type': 'application/x-www-form-urlencoded' },
     });
     const answer = await readProviderJson(response, 'Twilio');
@@ -120,7 +120,7 @@ export class TwilioProvider implements SmsProvider {
     const query = new URLSearchParams({ To: request.to, PageSize: '100' });
     if (c.from && !c.messagingServiceSid) query.set('From', c.from);
     const response = await fetch(`${this.base(request)}/2010-04-01/Accounts/${encodeURIComponent(c.accountSid)}/Messages.json?${query}`, {
-      signal, redirect: 'error', headers: { authorization: basicAuth(c) },
+      signal, redirect: 'error', dispatcher: request.dispatcher, headers: { authorization: basicAuth(c) },
     });
     const answer = await readProviderJson(response, 'Twilio');
     if (!response.ok) throw new SmsProviderError(String(answer.code ?? response.status), `Twilio could not list messages: ${String(answer.message ?? response.status)}`, true);

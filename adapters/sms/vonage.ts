@@ -83,7 +83,7 @@ export class VonageProvider implements SmsProvider {
     });
     if (smsSegments(request.text).encoding === 'UCS-2') form.set('type', 'unicode');
     const response = await fetch(`${apiBase(request.settings, defaultApiBase)}/sms/json`, {
-      method: 'POST', signal, redirect: 'error', body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      method: 'POST', signal, redirect: 'error', dispatcher: request.dispatcher, body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' },
     });
     const answer = await readProviderJson(response, 'Vonage');
     const parts = z.array(z.object({ status: z.string(), 'message-id': z.string().optional(), 'error-text': z.string().optional() }).loose())

@@ -3,7 +3,9 @@
 // URL carries the access_token, so no error built here contains it.
 import { z } from 'zod';
 import { WechatApiError, wechatHttpTimeoutMs } from './wechatApi.ts';
+import type { Dispatcher } from 'undici';
 import { readLimitedBody } from '../../src/http/readLimitedBody.ts';
+import { WebhookTargetError } from '../../src/events/webhookTarget.ts';
 
 export type WechatMediaDownload =
   | { kind: 'file'; bytes: Buffer; contentType: string }
@@ -16,9 +18,9 @@ const jsonAnswer = z.object({
   errcode: z.number().int().optional(), errmsg: z.string().optional(), video_url: z.string().url().max(4096).optional(),
 });
 
-/** Downloads one medium, at most maxBytes, counted while reading. */
+/** Downloads one medium, at most maxBytes, counted while reading; `dispatcher` decides where connections may go. */
 export async function downloadWechatMedia(
-  apiBase: string, token: string, mediaId: string, maxBytes: number, timeoutMs = wechatHttpTimeoutMs,
+  apiBase: string, token: string, mediaId: string, maxBytes: number, timeoutMs = wechatHttpTimeoutMs, dispatcher?: Dispatcher,
 ): Promise<WechatMediaDownload> {
   const what = 'media/get';
   const url = new URL(`${apiBase}/cgi-bin/media/get`);
@@ -28,8 +30,10 @@ export async function downloadWechatMedia(
   url.searchParams.set('media_id', mediaId);
   let response: Response;
   try {
-    response = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
+    response = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(timeoutMs), dispatcher });
   } catch (error) {
+    const cause = (error as { cause?: unknown }).cause;
+    if (cause instanceof WebhookTargetError) throw new WechatMediaRefusedError(`${what}: the inbox apiBaseUrl is refused: ${cause.message}`);
     const name = (error as Error).name;
     if (name === 'TimeoutError' || name === 'AbortError') throw new Error(`${what}: WeChat did not answer within ${Math.round(timeoutMs / 1000)} s`);
     const code = ((error as { cause?: { code?: unknown } }).cause?.code as string | undefined) ?? name;

@@ -11,6 +11,8 @@ import { PermanentSendError, RetryableSendError, SendInFlightError, type Channel
 import { SmsProviderError, type SmsProvider, type SmsSendRequest } from '../../adapters/sms/smsProvider.ts';
 import { smsProviders } from '../../adapters/sms/smsProviders.ts';
 import { runScript } from '../commands/index.ts';
+import type { Agent } from 'undici';
+import { createCheckedDispatcher } from '../events/checkedDispatcher.ts';
 import { checkWebhookTarget, WebhookTargetError } from '../events/webhookTarget.ts';
 import { credentialSchemaFor, inboxTypes, providerUrls } from '../inboxes/inboxTypes.ts';
 import type { Logger } from '../logger.ts';
@@ -40,9 +42,17 @@ export interface SmsSenderDeps {
 export class SmsSender implements ChannelAdapter {
   readonly type = 'sms';
   private readonly providers: Record<string, SmsProvider>;
+  // The apiBaseUrl passed the check before the call; each connection is checked again as it opens (DNS rebinding).
+  private readonly dispatcher: Agent;
 
   constructor(private readonly deps: SmsSenderDeps) {
     this.providers = deps.providers ?? smsProviders;
+    this.dispatcher = createCheckedDispatcher({ allowPrivate: deps.allowPrivateTargets ?? false, connectTimeoutMs: this.timeoutMs });
+  }
+
+  /** Closes the connections kept to the providers. */
+  async close(): Promise<void> {
+    await this.dispatcher.close();
   }
 
   async send(request: SendRequest): Promise<SendResult> {
@@ -63,6 +73,7 @@ export class SmsSender implements ChannelAdapter {
       messageId: message.id, statusUrl: providerUrls('sms', inbox.id, this.deps.publicUrl, inbox.settings).statusUrl!,
       mediaUrls: (message.content.attachments ?? []).flatMap((a) => (a.url ? [a.url] : [])),
       settings: { apiBaseUrl: settings.apiBaseUrl, templateVariable: settings.templateVariable, region: settings.region },
+      dispatcher: this.dispatcher,
     };
 
     // Markers: `sending:<ts>:<owner>` while a call may be in flight; `unknown:<ts>` once that call ended
@@ -125,6 +136,11 @@ export class SmsSender implements ChannelAdapter {
         await redis.del(markerKey);
         if (!error.retryable) throw new PermanentSendError(error.code, error.message);
         throw new RetryableSendError(error.code, `${error.message}; the send will be retried`);
+      }
+      if ((error as { cause?: unknown }).cause instanceof WebhookTargetError) {
+        // Refused as the connection opened: nothing left this host.
+        await redis.del(markerKey);
+        throw new PermanentSendError('provider_url_refused', `The inbox's apiBaseUrl is refused: ${((error as { cause: Error }).cause).message}.`);
       }
       if (notSentCodes.has(errorCode(error))) {
         await redis.del(markerKey);

@@ -9,6 +9,8 @@ import { PermanentSendError } from '../../adapters/channelAdapter.ts';
 import type { AttachmentSource, WechatTokenSource } from '../../adapters/wechat/wechatAdapter.ts';
 import { WechatApiError, wechatApiBase } from '../../adapters/wechat/wechatApi.ts';
 import { downloadWechatMedia, WechatMediaRefusedError, type WechatMediaDownload } from '../../adapters/wechat/wechatMedia.ts';
+import type { Agent } from 'undici';
+import { createCheckedDispatcher } from '../events/checkedDispatcher.ts';
 import { checkWebhookTarget, WebhookTargetError } from '../events/webhookTarget.ts';
 import { keyDigest } from '../ids.ts';
 import type { InboxDirectory, InboxRecord } from '../inboxes/inboxDirectory.ts';
@@ -45,6 +47,8 @@ export type MediaJobResult = 'stored' | 'already-stored' | 'missing' | 'refused'
 
 export class WechatInboundMedia {
   private readonly maxBytes: number;
+  // The apiBaseUrl is checked before the download, and each connection again as it opens (DNS rebinding).
+  private readonly dispatcher: Agent;
 
   constructor(private readonly deps: {
     redis: Redis; keys: Keyspace; queue: Queue; inboxes: InboxDirectory; tokens: WechatTokenSource; store: MediaStore;
@@ -56,6 +60,12 @@ export class WechatInboundMedia {
     maxBytes?: number;
   }) {
     this.maxBytes = deps.maxBytes ?? maxMediaBytes;
+    this.dispatcher = createCheckedDispatcher({ allowPrivate: deps.allowPrivate });
+  }
+
+  /** Closes the connections kept to WeChat. */
+  async close(): Promise<void> {
+    await this.dispatcher.close();
   }
 
   /** Queues one job per media id of a stored WeChat message; repeating it for the same message adds nothing. */
@@ -119,7 +129,7 @@ export class WechatInboundMedia {
       if (error instanceof WebhookTargetError) throw new WechatMediaRefusedError(`the inbox apiBaseUrl is refused: ${error.message}`);
       throw error;
     }
-    const fetchWith = (token: string) => downloadWechatMedia(apiBase, token, mediaId, this.maxBytes);
+    const fetchWith = (token: string) => downloadWechatMedia(apiBase, token, mediaId, this.maxBytes, undefined, this.dispatcher);
     const token = await this.deps.tokens.getToken(inbox, credentials);
     let answer: WechatMediaDownload;
     try {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCheckedDispatcher, type AddressLookup } from '../../src/events/checkedDispatcher.ts';
 import { postWebhook } from '../../src/events/webhookRequest.ts';
 import { GatewayAddress, checkWebhookTarget } from '../../src/events/webhookTarget.ts';
+import { downloadWechatMedia, WechatMediaRefusedError } from '../../adapters/wechat/wechatMedia.ts';
 
 // A receiver on loopback stands for a service on the gateway's own network.
 describe('webhook connections are checked as they are made', () => {
@@ -82,5 +83,18 @@ describe('webhook connections are checked as they are made', () => {
     expect(received.filter((r) => r.path === '/self')).toEqual([]);
     // The check before the request still names a literal private address as refused for good.
     await expect(checkWebhookTarget(`http://127.0.0.1:${port}/`, false)).rejects.toThrow(/private address/);
+  });
+
+  it('refuses a WeChat media download whose API host rebinds to a private address, for good', async () => {
+    const dispatcher = createCheckedDispatcher({ allowPrivate: false, lookup: async () => ['127.0.0.1'] });
+    try {
+      const error = await downloadWechatMedia(`http://wechat-proxy.example:${port}`, 'tok-secret', 'm1', 1024, 2000, dispatcher).catch((e: Error) => e);
+      expect(error).toBeInstanceOf(WechatMediaRefusedError);
+      expect((error as Error).message).toMatch(/resolves to a private address/);
+      expect((error as Error).message).not.toContain('tok-secret');
+      expect(received.filter((r) => r.path?.startsWith('/cgi-bin'))).toEqual([]);
+    } finally {
+      await dispatcher.close();
+    }
   });
 });

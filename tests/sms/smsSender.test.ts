@@ -16,6 +16,9 @@ import { keyspace } from '../../src/redis/keys.ts';
 import { SmsOptOuts } from '../../src/sms/smsOptOut.ts';
 import { SmsReceipts } from '../../src/sms/smsReceipts.ts';
 import { SmsSender } from '../../src/sms/smsSender.ts';
+import type { SmsProvider } from '../../adapters/sms/smsProvider.ts';
+import { smsProviders } from '../../adapters/sms/smsProviders.ts';
+import { WebhookTargetError } from '../../src/events/webhookTarget.ts';
 import { redisUrl } from '../support/testGateway.ts';
 
 const keys = keyspace(`t${randomBytes(4).toString('hex')}`);
@@ -186,6 +189,33 @@ describe('once-only SMS sends', () => {
     });
     nock('http://127.0.0.1:9').post('/2010-04-01/Accounts/AC1/Messages.json').reply(201, { sid: 'SMlocal' });
     await expect(allowing.send(request)).resolves.toMatchObject({ externalId: 'SMlocal' });
+  });
+
+  it('sends through its checked dispatcher, and makes a connect-time refusal (DNS rebinding) final with nothing sent', async () => {
+    const request = await queuedMessage('twilio');
+    const seen: unknown[] = [];
+    const rebinding = new SmsSender({
+      redis, keys, log: createLogger('silent'), optOuts: new SmsOptOuts(redis, keys, 3600), receipts,
+      publicUrl: 'https://gw.example.com', sendTimeoutMs: 150,
+      providers: {
+        twilio: {
+          ...smsProviders.twilio,
+          send: async (sendRequest) => {
+            seen.push(sendRequest.dispatcher);
+            // What fetch throws when the dispatcher's lookup refuses the address the name now resolves to.
+            throw new TypeError('fetch failed', { cause: new WebhookTargetError('sms.example resolves to a private address (10.0.0.7)') });
+          },
+        } as SmsProvider,
+      },
+    });
+    try {
+      expect(await rebinding.send(request).catch((e) => e)).toMatchObject({ code: 'provider_url_refused' });
+      expect(seen).toHaveLength(1);
+      expect(seen[0]).toBeDefined();
+      expect(await redis.get(keys.smsSendMarker(request.message.id))).toBeNull();
+    } finally {
+      await rebinding.close();
+    }
   });
 
   it('makes a permanent failure of a refusal that no retry mends, with the provider code', async () => {
