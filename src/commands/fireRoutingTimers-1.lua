@@ -8,6 +8,8 @@
 
   KEYS[1] the timers zset (member -> due, ms)
   ARGV[1] prefix   ARGV[2] now (ISO)   ARGV[3] now (ms)   ARGV[4] at most this many timers
+  ARGV[5] 1 when presence follows agent sockets here, 0 when it is off (a gone| timer left from when it
+    was on is dropped: no process holds leases any more, so it would set connected agents away)
 
   Returns the number of timers fired
 ]]
@@ -86,7 +88,7 @@ for _, member in ipairs(due) do
   elseif p[1] == 'overflow' then overflow(p[2], p[3], p[4])
   elseif p[1] == 'redrain' then drainQueue(prefix, p[2], p[3], p[4], nowIso, nowMs)
   elseif p[1] == 'away' then autoAway(member, p[2])
-  elseif p[1] == 'gone' then disconnected(member, p[2])
+  elseif p[1] == 'gone' then if ARGV[5] ~= '0' then disconnected(member, p[2]) end
   end
 end
 return #due

@@ -108,6 +108,12 @@ describe('agent presence follows the agent sockets', () => {
       socket.close();
       await sleep(300);
       expect(await off.gateway.redis.zscore(off.gateway.keys.routingTimers, `gone|${tenant.agentId}`)).toBeNull();
+      // A check left from when presence followed the sockets (the gateway restarted with a grace of 0) is dropped unfired.
+      const { redis, keys } = off.gateway;
+      await redis.hset(keys.agentState(tenant.agentId), 'disconnectGraceMs', 1000);
+      await redis.zadd(keys.routingTimers, Date.now(), `gone|${tenant.agentId}`);
+      await waitFor(() => redis.zscore(keys.routingTimers, `gone|${tenant.agentId}`), (score) => score === null, 'the leftover check dropped', 3000);
+      expect((await off.api('GET', `/api/v1/accounts/${tenant.accountId}/agents/${tenant.agentId}`, { key: tenant.apiKey })).body.state.status).toBe('online');
     } finally {
       await off.stop();
     }
