@@ -12,7 +12,7 @@ export const agentSocketLeaseMs = 30_000;
 
 const renewalsInFlight = 200;
 
-type LeaseOp = 'open' | 'renew' | 'close';
+type LeaseOp = 'open' | 'renew' | 'close' | 'untracked';
 
 export class AgentSocketLeases {
   private readonly processId = randomBytes(6).toString('hex');
@@ -48,7 +48,13 @@ export class AgentSocketLeases {
 
   /** A new socket of the agent: its lease id, or undefined when presence does not follow sockets. */
   async open(agentId: string): Promise<string | undefined> {
-    if (!this.enabled) return undefined;
+    if (!this.enabled) {
+      // A check left from when presence followed the sockets must not set this connected agent away.
+      await this.run('untracked', agentId, '').catch((error: Error) => {
+        this.log.warn({ agentId, err: error.message }, 'agent presence check could not be cleared');
+      });
+      return undefined;
+    }
     const connectionId = `${this.processId}-${(this.sequence += 1)}`;
     this.held.set(connectionId, agentId);
     // Held even when Redis fails now: the next renewal takes the lease (and brings the agent back), and the close releases it.
@@ -68,7 +74,8 @@ export class AgentSocketLeases {
     const held = [...this.held];
     for (let i = 0; i < held.length; i += renewalsInFlight) {
       await Promise.all(held.slice(i, i + renewalsInFlight).map(([connectionId, agentId]) =>
-        this.run('renew', agentId, connectionId).catch((error: Error) => {
+        // Closed since the pass began: renewing it would bring back a lease its close removed.
+        !this.held.has(connectionId) ? undefined : this.run('renew', agentId, connectionId).catch((error: Error) => {
           this.log.warn({ agentId, err: error.message }, 'agent socket lease renewal failed; the next one retries');
         })));
     }
@@ -76,7 +83,7 @@ export class AgentSocketLeases {
 
   private async run(op: LeaseOp, agentId: string, connectionId: string): Promise<void> {
     await runScript(this.redis, 'leaseAgentSocket', [this.keys.agentState(agentId)], [
-      this.keys.prefix, new Date().toISOString(), agentId, connectionId, op, this.leaseMs, this.options.graceMs,
+      this.keys.prefix, new Date().toISOString(), agentId, connectionId, op, this.leaseMs, this.options.graceMs, Date.now(),
     ]);
   }
 }

@@ -8,8 +8,6 @@
 
   KEYS[1] the timers zset (member -> due, ms)
   ARGV[1] prefix   ARGV[2] now (ISO)   ARGV[3] now (ms)   ARGV[4] at most this many timers
-  ARGV[5] 1 when presence follows agent sockets here, 0 when it is off (a gone| timer left from when it
-    was on is dropped: no process holds leases any more, so it would set connected agents away)
 
   Returns the number of timers fired
 ]]
@@ -67,13 +65,16 @@ local function disconnected(member, agentId)
   local socketsKey = stateKey .. ':sockets'
   -- Leases are scored on Redis's clock (leaseAgentSocket), so they are pruned on it too.
   local t = redis.call('TIME')
-  redis.call('ZREMRANGEBYSCORE', socketsKey, '-inf', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+  local redisNowMs = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', socketsKey, '-inf', redisNowMs)
   local f = redis.call('HMGET', stateKey, 'status', 'accountId', 'disconnectGraceMs')
-  if not f[2] then return end
+  -- Presence stopped following the sockets (the agent's sockets are now on web processes with a grace of 0).
+  if not f[2] or tonumber(f[3] or '0') <= 0 then return end
   local newest = redis.call('ZRANGE', socketsKey, -1, -1, 'WITHSCORES')
-  -- A socket is live again (or still, on another web process): check again after it would lapse.
+  -- A socket is live again (or still, on another web process): check again after it would lapse,
+  -- on this zset's clock (the callers'), however far it is from Redis's.
   if newest[2] then
-    redis.call('ZADD', KEYS[1], tonumber(newest[2]) + tonumber(f[3] or '0'), member)
+    redis.call('ZADD', KEYS[1], nowMs + (tonumber(newest[2]) - redisNowMs) + tonumber(f[3]), member)
     return
   end
   if f[1] ~= 'online' then return end
@@ -88,7 +89,7 @@ for _, member in ipairs(due) do
   elseif p[1] == 'overflow' then overflow(p[2], p[3], p[4])
   elseif p[1] == 'redrain' then drainQueue(prefix, p[2], p[3], p[4], nowIso, nowMs)
   elseif p[1] == 'away' then autoAway(member, p[2])
-  elseif p[1] == 'gone' then if ARGV[5] ~= '0' then disconnected(member, p[2]) end
+  elseif p[1] == 'gone' then disconnected(member, p[2])
   end
 end
 return #due

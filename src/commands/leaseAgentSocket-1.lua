@@ -10,7 +10,9 @@
 
   KEYS[1] the agent's state hash
   ARGV[1] prefix   ARGV[2] now (ISO)   ARGV[3] agent id   ARGV[4] connection id
-  ARGV[5] open | renew | close   ARGV[6] lease (ms)   ARGV[7] grace (ms)
+  ARGV[5] open | renew | close | untracked   ARGV[6] lease (ms)   ARGV[7] grace (ms)   ARGV[8] the caller's now (ms)
+  untracked: a socket on a web process whose presence does not follow sockets (grace 0): a pending check
+  left from when it did is dropped, and an agent it set away is back; nothing is written otherwise.
 
   Returns 1 while the agent has a live socket, else 0 (also for an agent that was removed)
 ]]
@@ -25,6 +27,20 @@ local stateKey = KEYS[1]
 local accountId = redis.call('HGET', stateKey, 'accountId')
 if not accountId then return 0 end
 
+local function reconnect()
+  if redis.call('HGET', stateKey, 'status') == 'away' and redis.call('HGET', stateKey, 'awayReason') == 'disconnected' then
+    setAgentStatus(prefix, accountId, agentId, 'online', nowIso, nowMs, 'reconnected')
+  end
+end
+
+if op == 'untracked' then
+  if redis.call('ZREM', timersKey(prefix), 'gone|' .. agentId) == 1 or tonumber(redis.call('HGET', stateKey, 'disconnectGraceMs') or '0') > 0 then
+    redis.call('HSET', stateKey, 'disconnectGraceMs', 0)
+  end
+  reconnect()
+  return 0
+end
+
 local socketsKey = stateKey .. ':sockets'
 if op == 'close' then
   redis.call('ZREM', socketsKey, connId)
@@ -34,11 +50,11 @@ end
 redis.call('ZREMRANGEBYSCORE', socketsKey, '-inf', nowMs)
 redis.call('HSET', stateKey, 'disconnectGraceMs', graceMs)
 -- The check is due when the newest lease would lapse, plus the grace: every renewal pushes it later,
--- so a web process that dies leaves the check behind it.
+-- so a web process that dies leaves the check behind it. The timers zset runs on the callers' clocks
+-- (fireRoutingTimers picks due timers by its own), so the due time is converted to the caller's.
 local newest = redis.call('ZRANGE', socketsKey, -1, -1, 'WITHSCORES')
-redis.call('ZADD', timersKey(prefix), (tonumber(newest[2]) or nowMs) + graceMs, 'gone|' .. agentId)
+local lapsesInMs = (tonumber(newest[2]) or nowMs) - nowMs
+redis.call('ZADD', timersKey(prefix), tonumber(ARGV[8]) + lapsesInMs + graceMs, 'gone|' .. agentId)
 
-if op ~= 'close' and redis.call('HGET', stateKey, 'status') == 'away' and redis.call('HGET', stateKey, 'awayReason') == 'disconnected' then
-  setAgentStatus(prefix, accountId, agentId, 'online', nowIso, nowMs, 'reconnected')
-end
+if op ~= 'close' then reconnect() end
 return newest[1] and 1 or 0

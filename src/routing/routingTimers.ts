@@ -18,8 +18,6 @@ export class RoutingTimers {
     private readonly redis: Redis,
     private readonly keys: Keyspace,
     private readonly log: Logger,
-    /** Whether presence follows agent sockets here (a disconnect grace above 0): off, gone|agent timers are dropped unfired. */
-    private readonly presenceFollowsSockets = true,
     private readonly intervalMs = 100,
   ) {}
 
@@ -44,7 +42,7 @@ export class RoutingTimers {
     while (!this.stopped) {
       const now = new Date();
       const fired = (await runScript(this.redis, 'fireRoutingTimers', [this.keys.routingTimers], [
-        this.keys.prefix, now.toISOString(), now.getTime(), batch, this.presenceFollowsSockets ? 1 : 0,
+        this.keys.prefix, now.toISOString(), now.getTime(), batch,
       ])) as unknown as number;
       if (fired < batch) return;
     }

@@ -79,7 +79,7 @@ describe('agent presence follows the agent sockets', () => {
     // A lease as a web process takes it, from a process that then never renews it.
     const { redis, keys } = t.gateway;
     const now = new Date();
-    await runScript(redis, 'leaseAgentSocket', [keys.agentState(tenant.agentId)], [keys.prefix, now.toISOString(), tenant.agentId, 'dead-process-1', 'open', 900, 1000]);
+    await runScript(redis, 'leaseAgentSocket', [keys.agentState(tenant.agentId)], [keys.prefix, now.toISOString(), tenant.agentId, 'dead-process-1', 'open', 900, 1000, now.getTime()]);
     await sleep(1000);
     expect(await status(tenant)).toBe('online');
     await waitFor(() => status(tenant), (s) => s === 'away', 'away after the lease and the grace', 6000);
@@ -89,7 +89,7 @@ describe('agent presence follows the agent sockets', () => {
   it('brings back a socket that was live all along once its renewal lands again (a stalled web process or Redis)', async () => {
     const tenant = await createTenant(t);
     const { redis, keys } = t.gateway;
-    const lease = (op: string) => runScript(redis, 'leaseAgentSocket', [keys.agentState(tenant.agentId)], [keys.prefix, new Date().toISOString(), tenant.agentId, 'stalled-process-1', op, 900, 1000]);
+    const lease = (op: string) => runScript(redis, 'leaseAgentSocket', [keys.agentState(tenant.agentId)], [keys.prefix, new Date().toISOString(), tenant.agentId, 'stalled-process-1', op, 900, 1000, Date.now()]);
     await lease('open');
     await waitFor(() => status(tenant), (s) => s === 'away', 'away after the lease and the grace', 6000);
     await lease('renew');
@@ -108,12 +108,20 @@ describe('agent presence follows the agent sockets', () => {
       socket.close();
       await sleep(300);
       expect(await off.gateway.redis.zscore(off.gateway.keys.routingTimers, `gone|${tenant.agentId}`)).toBeNull();
-      // A check left from when presence followed the sockets (the gateway restarted with a grace of 0) is dropped unfired.
+      // A check left from when presence followed the sockets (the gateway restarted with a grace of 0): the
+      // agent's next socket drops it, and a check due for an agent whose grace is 0 now does nothing.
       const { redis, keys } = off.gateway;
-      await redis.hset(keys.agentState(tenant.agentId), 'disconnectGraceMs', 1000);
+      const agentStatus = async () => (await off.api('GET', `/api/v1/accounts/${tenant.accountId}/agents/${tenant.agentId}`, { key: tenant.apiKey })).body.state.status;
+      await redis.hset(keys.agentState(tenant.agentId), 'disconnectGraceMs', 60_000);
+      await redis.zadd(keys.routingTimers, Date.now() + 60_000, `gone|${tenant.agentId}`);
+      const again = await TestSocket.open(wsUrl(off.url, '/api/v1/agent/ws'), { headers: { authorization: `Bearer ${tenant.agentToken}` } });
+      await again.next((f) => f.type === 'hello');
+      expect(await redis.zscore(keys.routingTimers, `gone|${tenant.agentId}`)).toBeNull();
+      expect(await redis.hget(keys.agentState(tenant.agentId), 'disconnectGraceMs')).toBe('0');
       await redis.zadd(keys.routingTimers, Date.now(), `gone|${tenant.agentId}`);
-      await waitFor(() => redis.zscore(keys.routingTimers, `gone|${tenant.agentId}`), (score) => score === null, 'the leftover check dropped', 3000);
-      expect((await off.api('GET', `/api/v1/accounts/${tenant.accountId}/agents/${tenant.agentId}`, { key: tenant.apiKey })).body.state.status).toBe('online');
+      await waitFor(() => redis.zscore(keys.routingTimers, `gone|${tenant.agentId}`), (score) => score === null, 'the due check taken', 3000);
+      expect(await agentStatus()).toBe('online');
+      again.close();
     } finally {
       await off.stop();
     }
