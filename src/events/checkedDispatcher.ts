@@ -39,21 +39,30 @@ type LookupCallback = (error: Error | null, address: string | LookupAddress[], f
 function checkingLookup(port: number, protocol: string, options: CheckedDispatcherOptions) {
   return (hostname: string, lookupOptions: LookupOptions, callback: LookupCallback) => {
     (options.lookup ?? systemLookup)(hostname).then((addresses) => {
-      checkAddresses(hostname, addresses, port, protocol, options);
+      try {
+        checkAddresses(hostname, addresses, port, protocol, options);
+      } catch (error) {
+        return callback(error as Error, '');
+      }
+      // Outside the try: the callback is called once, whatever it throws.
       if (lookupOptions.all) callback(null, addresses.map((address) => ({ address, family: isIP(address) })));
       else callback(null, addresses[0]!, isIP(addresses[0]!));
-    }).catch((error: Error) => callback(error, ''));
+    }, (error: Error) => callback(error, ''));
   };
 }
 
+const maxConnectors = 64;
+
 export function createCheckedDispatcher(options: CheckedDispatcherOptions): Agent {
   // A connector per scheme and port: the check needs the port (the gateway's own address is host and port).
+  // Tenants choose the ports, so the map is capped; a connector let go costs only its TLS session cache.
   const connectors = new Map<string, buildConnector.connector>();
   const connectorFor = (protocol: string, port: number) => {
     const key = `${protocol}${port}`;
     let connector = connectors.get(key);
     if (!connector) {
       connector = buildConnector({ timeout: options.connectTimeoutMs ?? 10_000, lookup: checkingLookup(port, protocol, options) } as buildConnector.BuildOptions);
+      if (connectors.size >= maxConnectors) connectors.delete(connectors.keys().next().value!);
       connectors.set(key, connector);
     }
     return connector;

@@ -53,10 +53,12 @@ export class GatewayAddress {
   /** Whether `url` (whose host resolved to `addresses`) would reach this gateway. */
   isSelf(url: URL, addresses: string[] = []): boolean {
     const own = new URL(this.publicUrl);
-    if (url.host.toLowerCase() === own.host.toLowerCase() && url.protocol === own.protocol) return true;
+    // A name with a trailing dot is the same name (fully qualified).
+    const name = (u: URL) => u.hostname.toLowerCase().replace(/\.$/, '');
+    if (name(url) === name(own) && defaultPort(url) === defaultPort(own) && url.protocol === own.protocol) return true;
     const port = this.port();
     if (port === 0 || defaultPort(url) !== port) return false;
-    const host = unmappedAddress(url.hostname);
+    const host = unmappedAddress(name(url));
     const local = new Set([...this.localAddresses()].map(unmappedAddress));
     const isLocal = (a: string) => local.has(a) || /^127\./.test(a) || a === '::1' || a.endsWith('.localhost');
     return isLocal(host) || addresses.some((a) => isLocal(unmappedAddress(a)));

@@ -37,7 +37,7 @@ describe('webhook targets', () => {
   it("refuses the gateway's own address whether private targets are allowed or not", async () => {
     const self = new GatewayAddress('https://gateway.example.com', () => 3000);
     for (const allow of [true, false]) {
-      for (const url of ['https://gateway.example.com/api/v1/accounts', 'http://127.0.0.1:3000/x', 'http://localhost:3000/', 'http://[::1]:3000/', 'http://0.0.0.0:3000/']) {
+      for (const url of ['https://gateway.example.com/api/v1/accounts', 'https://GATEWAY.example.com.:443/x', 'http://localhost.:3000/', 'http://127.0.0.1:3000/x', 'http://localhost:3000/', 'http://[::1]:3000/', 'http://0.0.0.0:3000/']) {
         await expect(checkWebhookTarget(url, allow, false, self), url).rejects.toThrow(/gateway's own address/);
       }
     }
