@@ -2,10 +2,10 @@
 // JSON `{video_url}` to download it from. Failures are JSON `{errcode, errmsg}` with HTTP 200. The
 // URL carries the access_token, so no error built here contains it.
 import { z } from 'zod';
-import { WechatApiError, wechatHttpTimeoutMs } from './wechatApi.ts';
 import type { Dispatcher } from 'undici';
+import { WechatApiError, wechatHttpTimeoutMs } from './wechatApi.ts';
+import { connectRefusal } from '../../src/events/checkedDispatcher.ts';
 import { readLimitedBody } from '../../src/http/readLimitedBody.ts';
-import { WebhookTargetError } from '../../src/events/webhookTarget.ts';
 
 export type WechatMediaDownload =
   | { kind: 'file'; bytes: Buffer; contentType: string }
@@ -32,8 +32,8 @@ export async function downloadWechatMedia(
   try {
     response = await fetch(url, { redirect: 'error', signal: AbortSignal.timeout(timeoutMs), dispatcher });
   } catch (error) {
-    const cause = (error as { cause?: unknown }).cause;
-    if (cause instanceof WebhookTargetError) throw new WechatMediaRefusedError(`${what}: the inbox apiBaseUrl is refused: ${cause.message}`);
+    const refusal = connectRefusal(error);
+    if (refusal) throw new WechatMediaRefusedError(`${what}: the inbox apiBaseUrl is refused: ${refusal.message}`);
     const name = (error as Error).name;
     if (name === 'TimeoutError' || name === 'AbortError') throw new Error(`${what}: WeChat did not answer within ${Math.round(timeoutMs / 1000)} s`);
     const code = ((error as { cause?: { code?: unknown } }).cause?.code as string | undefined) ?? name;

@@ -33,6 +33,12 @@ export function checkAddresses(host: string, addresses: string[], port: number, 
   }
 }
 
+/** The target check's refusal inside a fetch error (undici wraps it as `TypeError: fetch failed`), if that is what it is. */
+export function connectRefusal(error: unknown): WebhookTargetError | undefined {
+  const cause = (error as { cause?: unknown } | null | undefined)?.cause;
+  return cause instanceof WebhookTargetError ? cause : undefined;
+}
+
 type LookupCallback = (error: Error | null, address: string | LookupAddress[], family?: number) => void;
 
 /** A `lookup` for net/tls.connect that answers only with addresses that passed the check. */

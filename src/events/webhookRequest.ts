@@ -5,7 +5,7 @@ import { createHmac } from 'node:crypto';
 import { fetch, type Dispatcher } from 'undici';
 import { maskEmailAddresses, maskPhoneNumbers } from '../logger.ts';
 import type { WebhookView } from './webhookSubscriptions.ts';
-import { WebhookTargetError } from './webhookTarget.ts';
+import { connectRefusal } from './checkedDispatcher.ts';
 
 export function signWebhook(secret: string, id: string, timestampSeconds: number, body: string): string {
   const key = Buffer.from(secret.startsWith('whsec_') ? secret.slice(6) : secret, 'base64');
@@ -107,6 +107,6 @@ export async function postWebhook(url: string, request: WebhookRequest, timeoutM
     const name = (error as Error).name;
     const cause = (error as Error & { cause?: Error }).cause;
     const message = name === 'TimeoutError' || signal.aborted ? `no answer within ${timeoutMs} ms` : String(cause?.message ?? (error as Error).message);
-    return { error: message.slice(0, 300), durationMs: performance.now() - started, ...(cause instanceof WebhookTargetError ? { refused: true } : {}) };
+    return { error: message.slice(0, 300), durationMs: performance.now() - started, ...(connectRefusal(error) ? { refused: true } : {}) };
   }
 }

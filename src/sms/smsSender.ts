@@ -12,7 +12,7 @@ import { SmsProviderError, type SmsProvider, type SmsSendRequest } from '../../a
 import { smsProviders } from '../../adapters/sms/smsProviders.ts';
 import { runScript } from '../commands/index.ts';
 import type { Agent } from 'undici';
-import { createCheckedDispatcher } from '../events/checkedDispatcher.ts';
+import { connectRefusal, createCheckedDispatcher } from '../events/checkedDispatcher.ts';
 import { checkWebhookTarget, WebhookTargetError } from '../events/webhookTarget.ts';
 import { credentialSchemaFor, inboxTypes, providerUrls } from '../inboxes/inboxTypes.ts';
 import type { Logger } from '../logger.ts';
@@ -137,10 +137,11 @@ export class SmsSender implements ChannelAdapter {
         if (!error.retryable) throw new PermanentSendError(error.code, error.message);
         throw new RetryableSendError(error.code, `${error.message}; the send will be retried`);
       }
-      if ((error as { cause?: unknown }).cause instanceof WebhookTargetError) {
+      const refusal = connectRefusal(error);
+      if (refusal) {
         // Refused as the connection opened: nothing left this host.
         await redis.del(markerKey);
-        throw new PermanentSendError('provider_url_refused', `The inbox's apiBaseUrl is refused: ${((error as { cause: Error }).cause).message}.`);
+        throw new PermanentSendError('provider_url_refused', `The inbox's apiBaseUrl is refused: ${refusal.message}.`);
       }
       if (notSentCodes.has(errorCode(error))) {
         await redis.del(markerKey);

@@ -4,7 +4,7 @@
 import { PermanentSendError } from '../../adapters/channelAdapter.ts';
 import type { AttachmentSource, LoadedAttachment } from '../../adapters/wechat/wechatAdapter.ts';
 import { fetch, type Agent } from 'undici';
-import { createCheckedDispatcher } from '../events/checkedDispatcher.ts';
+import { connectRefusal, createCheckedDispatcher } from '../events/checkedDispatcher.ts';
 import { checkWebhookTarget, WebhookTargetError } from '../events/webhookTarget.ts';
 import type { MessageContent } from '../schema/message.ts';
 import { readLimitedBody } from '../http/readLimitedBody.ts';
@@ -45,8 +45,8 @@ export class AttachmentDownloader implements AttachmentSource {
       try {
         response = await fetch(url, { redirect: 'manual', signal, dispatcher: this.dispatcher });
       } catch (error) {
-        const cause = (error as Error & { cause?: Error }).cause;
-        if (cause instanceof WebhookTargetError) throw refused('attachment_refused', `The attachment URL is refused: ${cause.message}.`);
+        const refusal = connectRefusal(error);
+        if (refusal) throw refused('attachment_refused', `The attachment URL is refused: ${refusal.message}.`);
         const name = (error as Error).name;
         throw new Error(`the attachment at ${url.hostname} could not be fetched (${name === 'TimeoutError' ? 'timed out' : name})`);
       }
