@@ -11,7 +11,16 @@ export interface SendRequest {
   message: NormalizedMessage;
   /** The conversation's earlier messages, oldest first: given to adapters that thread replies (`threadsReplies`). */
   earlier?: NormalizedMessage[];
+  /**
+   * Wraps the one call that hands the message to the provider (not token fetches or uploads before it), so it
+   * is made at most once per message whatever retries and crashes follow: the core keeps a marker around it.
+   * `longestMs` bounds the call (its timeouts): an attempt older than that counts as dead. Inside, throw
+   * SendOutcomeUnknownError when the request may have reached the provider without a definite answer.
+   */
+  deliverOnce?: DeliverOnce;
 }
+
+export type DeliverOnce = <T extends SendResult>(call: () => Promise<T>, longestMs: number) => Promise<T>;
 
 export interface SendResult {
   /** The provider's id for the sent message, if it gives one. */
@@ -38,6 +47,23 @@ export class SendInFlightError extends Error {
   constructor(readonly retryAfterMs: number, message: string) {
     super(message);
   }
+}
+
+/**
+ * The request carrying the message may have reached the provider, and no definite answer came back (a timeout
+ * after it was sent, a dropped connection, an unreadable answer): sending again could deliver it twice.
+ */
+export class SendOutcomeUnknownError extends Error {}
+
+/** Failures of a request that never left this host (no connection was made), by the system or undici code. */
+const neverLeftCodes = new Set([
+  'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ERR_INVALID_URL', 'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/** Whether a fetch (or socket) failure happened before the request could leave this host. */
+export function requestNeverLeft(error: unknown): boolean {
+  const e = error as { code?: string; cause?: { code?: string } };
+  return neverLeftCodes.has(e.cause?.code ?? e.code ?? '');
 }
 
 export interface ChannelAdapter {

@@ -6,8 +6,9 @@
 // The SMTP host is a tenant's: before each send it must not resolve to loopback or a private network
 // unless the operator allows it (GATEWAY_PROVIDER_PRIVATE_TARGETS).
 import { createHash } from 'node:crypto';
-import nodemailer, { type Transporter } from 'nodemailer';
-import { PermanentSendError, type ChannelAdapter, type SendRequest, type SendResult } from '../channelAdapter.ts';
+import { PassThrough, type Readable } from 'node:stream';
+import nodemailer, { type SendMailOptions, type Transporter } from 'nodemailer';
+import { PermanentSendError, SendOutcomeUnknownError, type ChannelAdapter, type SendRequest, type SendResult } from '../channelAdapter.ts';
 import type { AttachmentSource } from '../wechat/wechatAdapter.ts';
 import { checkProviderHost, WebhookTargetError } from '../../src/events/webhookTarget.ts';
 import { domainOf, outboundMessageId, plusAddress, replySubject } from '../../src/email/emailThreading.ts';
@@ -21,6 +22,36 @@ const maxAttachmentBytes = 20 * 1024 * 1024;
 /** References keep the thread's root and its newest ids (RFC 5322 allows trimming the middle). */
 const maxReferences = 20;
 const messageIdShape = /^<[^<>\s]+@[^<>\s]+>$/;
+
+/**
+ * Bounds one sendMail (waiting for a pooled connection, connecting, greeting, the mail itself): an attempt still
+ * unfinished after this counts as dead. Generous, because a live attempt judged dead fails its message as unknown.
+ */
+const longestSendMs = (connectionTimeoutMs: number) => Math.max(5 * 60_000, 10 * connectionTimeoutMs);
+
+/** Whether the whole mail has been handed to the SMTP connection: past that, a lost connection may have delivered it. */
+interface BodyProgress { ended: boolean }
+const bodyProgressOption = 'gatewayBodyProgress';
+
+type StreamedMail = { data: Record<string, unknown>; message: { processFunc(wrap: (input: Readable) => Readable): void } };
+
+/**
+ * nodemailer 'stream' plugin: marks the mail's BodyProgress once the SMTP connection has read its last byte. It
+ * wraps the stream the connection reads from, so a small mail merely buffered ahead of a session still at MAIL
+ * FROM does not count (a DKIM signer, which reads its input whole first, would have to wrap this; we sign none).
+ */
+function trackBodyEnd(mail: StreamedMail, done: (error?: Error | null) => void): void {
+  const progress = mail.data[bodyProgressOption] as BodyProgress | undefined;
+  if (progress) {
+    mail.message.processFunc((input) => {
+      const output = new PassThrough();
+      input.once('error', (error) => output.destroy(error));
+      output.once('end', () => { progress.ended = true; });
+      return input.pipe(output);
+    });
+  }
+  done();
+}
 
 /** One inbox's pool: which SMTP settings it was made for, and its sends in flight (it is closed only without any). */
 interface PooledTransport {
@@ -63,7 +94,7 @@ export class EmailAdapter implements ChannelAdapter {
     const thread = threadHeadersOf(request.earlier ?? []);
     const messageId = outboundMessageId(message.conversationId, message.id, domainOf(credentials.fromAddress));
     const text = message.content.text ?? '';
-    const attachments = [];
+    const attachments: NonNullable<SendMailOptions['attachments']> = [];
     let total = 0;
     for (const a of message.content.attachments ?? []) {
       if (!this.attachments) throw new PermanentSendError('unsupported_content', 'Attachments cannot be sent from this gateway.');
@@ -72,32 +103,43 @@ export class EmailAdapter implements ChannelAdapter {
       attachments.push({ filename: a.name ?? 'attachment', content: Buffer.from(loaded.bytes), contentType: loaded.contentType });
     }
     if (!text.trim() && !message.content.html && !attachments.length) throw new PermanentSendError('unsupported_content', 'An email needs text, HTML or an attachment.');
-    const pooled = this.acquire(request.inbox.id, credentials.smtp);
+    const progress: BodyProgress = { ended: false };
+    const deliver = () => this.deliver(request.inbox.id, credentials.smtp!, {
+      messageId,
+      from: { name: request.inbox.name, address: credentials.fromAddress },
+      replyTo: plusAddress(credentials.fromAddress, message.conversationId),
+      to: request.to,
+      subject: replySubject(message.content.subject ?? thread.subject ?? request.inbox.name),
+      ...(thread.inReplyTo ? { inReplyTo: thread.inReplyTo } : {}),
+      ...(thread.references.length ? { references: thread.references } : {}),
+      text,
+      ...(message.content.html ? { html: message.content.html } : {}),
+      ...(attachments.length ? { attachments } : {}),
+      // Our replies are written by people: no Auto-Submitted, but ask autoresponders not to answer them.
+      headers: { 'X-Auto-Response-Suppress': 'All' },
+    }, progress).then((): SendResult => ({ externalId: messageId, status: 'sent' }));
+    const timeout = this.options.connectionTimeoutMs ?? 30_000;
+    return request.deliverOnce ? request.deliverOnce(deliver, longestSendMs(timeout)) : deliver();
+  }
+
+  /** One sendMail on the inbox's pool, its failure told apart: refused (permanent or not), never sent, or unknown. */
+  private async deliver(inboxId: string, smtp: SmtpCredentials, mail: SendMailOptions, progress: BodyProgress): Promise<void> {
+    const pooled = this.acquire(inboxId, smtp);
     try {
-      await pooled.transport.sendMail({
-        messageId,
-        from: { name: request.inbox.name, address: credentials.fromAddress },
-        replyTo: plusAddress(credentials.fromAddress, message.conversationId),
-        to: request.to,
-        subject: replySubject(message.content.subject ?? thread.subject ?? request.inbox.name),
-        ...(thread.inReplyTo ? { inReplyTo: thread.inReplyTo } : {}),
-        ...(thread.references.length ? { references: thread.references } : {}),
-        text,
-        ...(message.content.html ? { html: message.content.html } : {}),
-        ...(attachments.length ? { attachments } : {}),
-        // Our replies are written by people: no Auto-Submitted, but ask autoresponders not to answer them.
-        headers: { 'X-Auto-Response-Suppress': 'All' },
-      });
+      await pooled.transport.sendMail({ ...mail, [bodyProgressOption]: progress } as SendMailOptions);
     } catch (error) {
       const e = error as Error & { responseCode?: number; code?: string };
       if (e.responseCode && e.responseCode >= 500 && e.responseCode < 600) {
         throw new PermanentSendError(e.code === 'EAUTH' ? 'smtp_auth_failed' : `smtp_${e.responseCode}`, `The SMTP server refused the mail: ${e.message}`);
       }
+      // No reply to the end of the mail: the server may have queued it before the connection went.
+      if (!e.responseCode && progress.ended) {
+        throw new SendOutcomeUnknownError(`The SMTP connection failed after the whole mail was sent and before the server confirmed it (${e.code ?? e.name}: ${e.message})`);
+      }
       throw error;
     } finally {
-      this.release(request.inbox.id, pooled);
+      this.release(inboxId, pooled);
     }
-    return { externalId: messageId, status: 'sent' };
   }
 
   private async checkSmtpHost(host: string): Promise<void> {
@@ -127,6 +169,7 @@ export class EmailAdapter implements ChannelAdapter {
         ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.pass } } : {}),
         connectionTimeout: timeout, greetingTimeout: timeout, socketTimeout: timeout * 2,
       });
+      transport.use('stream', trackBodyEnd as unknown as Parameters<Transporter['use']>[1]);
       pooled = { fingerprint, transport, sending: 0, retired: false };
       this.transports.set(inboxId, pooled);
     }

@@ -4,8 +4,8 @@
 import { inboxTypes } from '../../src/inboxes/inboxTypes.ts';
 import type { InboxRecord } from '../../src/inboxes/inboxDirectory.ts';
 import type { MessageContent } from '../../src/schema/message.ts';
-import { PermanentSendError, type ChannelAdapter, type SendRequest, type SendResult } from '../channelAdapter.ts';
-import { callWechat, WechatApiError, wechatApiBase } from './wechatApi.ts';
+import { PermanentSendError, SendOutcomeUnknownError, type ChannelAdapter, type SendRequest, type SendResult } from '../channelAdapter.ts';
+import { callWechat, WechatApiError, wechatApiBase, wechatHttpTimeoutMs, WechatNoAnswerError } from './wechatApi.ts';
 
 export type WechatCredentials = { appId: string; appSecret: string; token: string; encodingAESKey?: string };
 type Attachment = NonNullable<MessageContent['attachments']>[number];
@@ -66,9 +66,18 @@ export class WechatAdapter implements ChannelAdapter {
       await this.withToken(request.inbox, credentials, async (token) => {
         const mediaId = (ref: MediaRef) => ('mediaId' in ref ? ref.mediaId : upload(apiBase, token, ref, loaded.get(ref.upload)!));
         const body = await customMessageBody(outgoing, mediaId);
-        await callWechat(`${apiBase}/cgi-bin/message/custom/send?access_token=${encodeURIComponent(token)}`, {
-          method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ touser: request.to, ...body }),
-        }, 'custom/send');
+        // The call that delivers: once it may have reached WeChat unanswered, sending again could deliver twice.
+        const deliver = async (): Promise<SendResult> => {
+          try {
+            await callWechat(`${apiBase}/cgi-bin/message/custom/send?access_token=${encodeURIComponent(token)}`, {
+              method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ touser: request.to, ...body }),
+            }, 'custom/send');
+          } catch (error) {
+            throw error instanceof WechatNoAnswerError ? new SendOutcomeUnknownError(error.message) : error;
+          }
+          return { status: 'sent' };
+        };
+        await (request.deliverOnce ? request.deliverOnce(deliver, wechatHttpTimeoutMs) : deliver());
       });
     } catch (error) {
       throw error instanceof WechatApiError ? sendError(error) : error;

@@ -2,6 +2,7 @@
 // stable) and WeChat's answers, which are HTTP 200 with `{errcode, errmsg}` on failure. URLs carry the
 // access_token or the AppSecret, so no error built here ever contains a URL.
 import { z } from 'zod';
+import { requestNeverLeft } from '../channelAdapter.ts';
 
 export const wechatDefaultApiBase = 'https://api.weixin.qq.com';
 export const wechatHttpTimeoutMs = 10_000;
@@ -25,6 +26,9 @@ export class WechatApiError extends Error {
   }
 }
 
+/** The request may have reached WeChat, but no readable answer came back (a timeout, a dropped connection, a 5xx). */
+export class WechatNoAnswerError extends Error {}
+
 const errorAnswer = z.object({ errcode: z.number().int(), errmsg: z.string().optional() });
 
 /**
@@ -39,18 +43,21 @@ export async function callWechat(url: string, init: RequestInit, what: string, t
     text = await response.text();
   } catch (error) {
     const name = (error as Error).name;
-    if (name === 'TimeoutError' || name === 'AbortError') throw new Error(`${what}: WeChat did not answer within ${Math.round(timeoutMs / 1000)} s`);
-    const code = ((error as { cause?: { code?: unknown } }).cause?.code as string | undefined) ?? (error as Error).name;
-    throw new Error(`${what}: WeChat could not be reached (${code})`);
+    if (name === 'TimeoutError' || name === 'AbortError') throw new WechatNoAnswerError(`${what}: WeChat did not answer within ${Math.round(timeoutMs / 1000)} s`);
+    const e = error as { name?: string; code?: string; cause?: { code?: string } };
+    const code = e.cause?.code ?? e.code ?? e.name;
+    if (requestNeverLeft(error)) throw new Error(`${what}: WeChat could not be reached (${code})`);
+    throw new WechatNoAnswerError(`${what}: the connection to WeChat failed before it answered (${code})`);
   }
+  if (response.status >= 500) throw new WechatNoAnswerError(`${what}: WeChat answered HTTP ${response.status}`);
   if (!response.ok) throw new Error(`${what}: WeChat answered HTTP ${response.status}`);
   let answer: unknown;
   try {
     answer = JSON.parse(text);
   } catch {
-    throw new Error(`${what}: WeChat answered something that is not JSON (HTTP ${response.status})`);
+    throw new WechatNoAnswerError(`${what}: WeChat answered something that is not JSON (HTTP ${response.status})`);
   }
-  if (!answer || typeof answer !== 'object' || Array.isArray(answer)) throw new Error(`${what}: WeChat answered something that is not a JSON object`);
+  if (!answer || typeof answer !== 'object' || Array.isArray(answer)) throw new WechatNoAnswerError(`${what}: WeChat answered something that is not a JSON object`);
   const failure = errorAnswer.safeParse(answer);
   if (failure.success && failure.data.errcode !== 0) throw new WechatApiError(failure.data.errcode, failure.data.errmsg ?? '', what);
   return answer as Record<string, unknown>;

@@ -26,7 +26,7 @@ export type ScriptName =
   | 'updateContact'
   | 'recordPayment'
   | 'takeSmsSendSlot'
-  | 'replaceSmsSendMarker'
+  | 'replaceSendMarker'
   | 'recordSmsOptOut'
   | 'enqueueDeliveries'
   | 'claimDeliveries'

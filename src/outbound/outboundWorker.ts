@@ -1,5 +1,6 @@
 // Consumes `outbound`: sends one stored reply through its channel's adapter and records the result.
-// A message that is no longer `queued` is never sent again, so retries and redeliveries are safe.
+// A message that is no longer `queued` is never sent again, and an adapter's delivering call is made at most
+// once per message (src/outbound/sendMarker.ts), so retries, redeliveries and crashes never send twice.
 import type { Job } from 'bullmq';
 import { DelayedError, UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -10,6 +11,7 @@ import type { InboxDirectory } from '../inboxes/inboxDirectory.ts';
 import type { Logger } from '../logger.ts';
 import type { Keyspace } from '../redis/keys.ts';
 import { outboundJobSchema } from '../queues.ts';
+import { SendMarkers } from './sendMarker.ts';
 
 export async function updateMessageStatus(
   redis: Redis, keys: Keyspace, messageId: string, conversationId: string,
@@ -26,6 +28,7 @@ export function createOutboundProcessor(deps: {
   adapters: Record<string, ChannelAdapter>;
 }) {
   const { redis, keys } = deps;
+  const markers = new SendMarkers(redis, keys);
   return async function processOutbound(job: Job, token?: string): Promise<string> {
     const data = outboundJobSchema.parse(job.data);
     const message = await deps.conversations.message(data.messageId);
@@ -41,9 +44,13 @@ export function createOutboundProcessor(deps: {
     const adapter = deps.adapters[inbox.type];
     if (!adapter) return fail('channel_unavailable', `sending through ${inbox.type} inboxes is not available yet`);
     try {
-      const earlier = adapter.threadsReplies
-        ? (await deps.conversations.messages(conversation.id, { before: message.seq, limit: 50 })).items.reverse() : undefined;
-      const sent = await adapter.send({ inbox, credentials: deps.inboxes.credentials(inbox), to: conversation.channelId, message, ...(earlier ? { earlier } : {}) });
+      // An attempt that got the message to the provider (its status write failed, or the process died after it).
+      const sent = (await markers.earlierAttempt(message.id))?.sent ?? await adapter.send({
+        inbox, credentials: deps.inboxes.credentials(inbox), to: conversation.channelId, message,
+        deliverOnce: markers.deliverOnceFor(message.id),
+        ...(adapter.threadsReplies
+          ? { earlier: (await deps.conversations.messages(conversation.id, { before: message.seq, limit: 50 })).items.reverse() } : {}),
+      });
       await updateMessageStatus(redis, keys, message.id, message.conversationId, { status: sent.status, externalId: sent.externalId });
       return sent.status;
     } catch (error) {

@@ -54,6 +54,8 @@ export function keyspace(prefix: string) {
     /** SMS: opted-out numbers of an inbox (E.164 -> when), and the dedup of the messages that changed it. */
     smsOptOuts: (inboxId: string) => k('sms', 'optout', inboxId),
     smsOptOutDedup: (inboxId: string, externalIdHash: string) => k('sms', 'optoutmsg', inboxId, externalIdHash),
+    /** The once-only send marker of an outbound message on other channels (src/outbound/sendMarker.ts). */
+    sendMarker: (messageId: string) => k('outbound', 'send', messageId),
     /** SMS: the once-only send marker of an outbound message (sending:<ms> | sent:<provider id>). */
     smsSendMarker: (messageId: string) => k('sms', 'send', messageId),
     /** SMS: a provider's message id -> the gateway's outbound message id, and receipts that came before it was known. */

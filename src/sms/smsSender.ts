@@ -7,7 +7,7 @@
 // inbox's rate holds across every worker process (script takeSmsSendSlot).
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { PermanentSendError, RetryableSendError, SendInFlightError, type ChannelAdapter, type SendRequest, type SendResult } from '../../adapters/channelAdapter.ts';
+import { PermanentSendError, requestNeverLeft, RetryableSendError, SendInFlightError, type ChannelAdapter, type SendRequest, type SendResult } from '../../adapters/channelAdapter.ts';
 import { SmsProviderError, type SmsProvider, type SmsSendRequest } from '../../adapters/sms/smsProvider.ts';
 import { smsProviders } from '../../adapters/sms/smsProviders.ts';
 import { runScript } from '../commands/index.ts';
@@ -25,10 +25,8 @@ import type { SmsReceipts } from './smsReceipts.ts';
 const markerSeconds = 7 * 86_400;
 /** Twilio's limit for one message body (longer ones it refuses). */
 export const smsMaxTextLength = 1600;
-/** Failures that happen before a request leaves this host: nothing reached the provider. */
 /** Added to the send timeout before a `sending:` marker counts as abandoned (clock skew, a slow event loop). */
 const inFlightMarginMs = 5_000;
-const notSentCodes = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ERR_INVALID_URL']);
 
 export interface SmsSenderDeps {
   redis: Redis; keys: Keyspace; log: Logger; optOuts: SmsOptOuts; receipts: SmsReceipts; publicUrl: string;
@@ -143,7 +141,7 @@ export class SmsSender implements ChannelAdapter {
         await redis.del(markerKey);
         throw new PermanentSendError('provider_url_refused', `The inbox's apiBaseUrl is refused: ${refusal.message}.`);
       }
-      if (notSentCodes.has(errorCode(error))) {
+      if (requestNeverLeft(error)) {
         await redis.del(markerKey);
         throw new Error(`${provider.name} could not be reached (${errorCode(error)}); the send will be retried`);
       }
@@ -170,7 +168,7 @@ export class SmsSender implements ChannelAdapter {
 
   /** Swaps the marker only if it still holds `expected` (another attempt may have taken it meanwhile). */
   private async replaceMarker(key: string, expected: string, next: string): Promise<'OK' | null> {
-    const swapped = await runScript(this.deps.redis, 'replaceSmsSendMarker', [key], [expected, next, markerSeconds]);
+    const swapped = await runScript(this.deps.redis, 'replaceSendMarker', [key], [expected, next, markerSeconds]);
     return Number(swapped) === 1 ? 'OK' : null;
   }
 

@@ -1,6 +1,6 @@
 import { DelayedError, UnrecoverableError, type Job, type Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PermanentSendError, SendInFlightError, type ChannelAdapter, type SendRequest, type SendResult } from '../../adapters/channelAdapter.ts';
+import { PermanentSendError, SendInFlightError, SendOutcomeUnknownError, type ChannelAdapter, type SendRequest, type SendResult } from '../../adapters/channelAdapter.ts';
 import { ConversationActions } from '../../src/conversations/conversationActions.ts';
 import { hashSecret } from '../../src/crypto/tokens.ts';
 import { createLogger } from '../../src/logger.ts';
@@ -219,6 +219,86 @@ describe('outbound: replies, their status and sending through an adapter', () =>
       });
       expect(sends).toHaveLength(1);
       expect((await eventsAbout(reply.id)).map((e) => e.type)).toEqual(['message.failed']);
+    });
+
+    describe('the delivering call is made at most once per message (deliverOnce)', () => {
+      let providerCalls = 0;
+      const marker = (messageId: string) => t.gateway.redis.get(t.gateway.keys.sendMarker(messageId));
+      /** The adapter's delivering call, through the core's deliverOnce, answering with `answer`. */
+      const deliver = (request: SendRequest, answer: () => Promise<SendResult>) =>
+        request.deliverOnce!(async () => { providerCalls++; return answer(); }, 5_000);
+
+      it('a send whose status write failed after the provider took it is recorded on the retry, not sent again', async () => {
+        providerCalls = 0;
+        let attempt = 0;
+        // The first attempt dies after the provider answered: a status write that failed, a process killed.
+        behaviour = async (request) => {
+          const sent = await deliver(request, async () => ({ status: 'sent', externalId: 'P-1' }));
+          if (++attempt === 1) throw new Error('status write failed');
+          return sent;
+        };
+        const reply = await unsentReply('exactly once');
+        const processOutbound = processor();
+        await expect(processOutbound(job(reply.id, 0))).rejects.toThrow('status write failed');
+        expect((await storedMessage(reply.id))!.status).toBe('queued');
+        expect(await marker(reply.id)).toBe('sent:P-1');
+        expect(await processOutbound(job(reply.id, 1))).toBe('sent');
+        expect(providerCalls).toBe(1);
+        expect(await storedMessage(reply.id)).toMatchObject({ status: 'sent', externalId: 'P-1' });
+        expect((await eventsAbout(reply.id)).map((e) => e.type)).toEqual(['message.sent']);
+      });
+
+      it('a call that may have reached the provider unanswered fails the message (send_outcome_unknown) and is never made again', async () => {
+        providerCalls = 0;
+        behaviour = (request) => deliver(request, async () => { throw new SendOutcomeUnknownError('the provider did not answer within 10 s'); });
+        const reply = await unsentReply('maybe delivered');
+        const processOutbound = processor();
+        await expect(processOutbound(job(reply.id, 0, 8))).rejects.toBeInstanceOf(UnrecoverableError);
+        expect(await storedMessage(reply.id)).toMatchObject({
+          status: 'failed', error: { code: 'send_outcome_unknown', message: expect.stringMatching(/did not answer within 10 s; it is not sent again/) },
+        });
+        expect(await marker(reply.id)).toMatch(/^unknown:\d+$/);
+        expect(await processOutbound(job(reply.id, 1, 8))).toBe('already-failed');
+        expect(providerCalls).toBe(1);
+      });
+
+      it('an attempt that died in its call: delayed while it may still be running, then failed as unknown without a second call', async () => {
+        providerCalls = 0;
+        behaviour = (request) => deliver(request, async () => ({ status: 'sent' }));
+        const reply = await unsentReply('died mid-call');
+        const key = t.gateway.keys.sendMarker(reply.id);
+        await t.gateway.redis.set(key, `sending:${Date.now() - 1000}:5000:gone-process`);
+        const delayedTo: number[] = [];
+        const delayable = Object.assign(job(reply.id, 1), { moveToDelayed: async (at: number) => { delayedTo.push(at); } }) as unknown as Job;
+        await expect(processor()(delayable, 'token')).rejects.toBeInstanceOf(DelayedError);
+        // Due when the dead attempt's call (5 s) and the margin (5 s) are over.
+        expect(delayedTo[0]).toBeGreaterThan(Date.now() + 7_000);
+        expect((await storedMessage(reply.id))!.status).toBe('queued');
+        await t.gateway.redis.set(key, `sending:${Date.now() - 60_000}:5000:gone-process`);
+        await expect(processor()(job(reply.id, 2, 8))).rejects.toBeInstanceOf(UnrecoverableError);
+        expect(await storedMessage(reply.id)).toMatchObject({ status: 'failed', error: { code: 'send_outcome_unknown' } });
+        expect(providerCalls).toBe(0);
+      });
+
+      it('a definite refusal clears the marker, so the retry sends; two attempts at once make one call', async () => {
+        providerCalls = 0;
+        let refuse = true;
+        behaviour = (request) => deliver(request, async () => {
+          if (refuse) { refuse = false; throw new Error('421 try again later'); }
+          await new Promise((r) => setTimeout(r, 100));
+          return { status: 'sent', externalId: 'P-2' };
+        });
+        const reply = await unsentReply('refused, then sent');
+        const processOutbound = processor();
+        await expect(processOutbound(job(reply.id, 0))).rejects.toThrow('421 try again later');
+        expect(await marker(reply.id)).toBeNull();
+        const both = await Promise.allSettled([processOutbound(job(reply.id, 1)), processOutbound(job(reply.id, 1))]);
+        expect(both.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+        expect((both.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason).toBeInstanceOf(SendInFlightError);
+        expect(providerCalls).toBe(2);
+        expect(await storedMessage(reply.id)).toMatchObject({ status: 'sent', externalId: 'P-2' });
+        expect(await marker(reply.id)).toBe('sent:P-2');
+      });
     });
 
     it('succeeds on a retry after a failed attempt', async () => {

@@ -1,6 +1,7 @@
 // The SMTP adapter against a real SMTP server (npm smtp-server), and the threading helpers it uses.
+import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PermanentSendError } from '../../../adapters/channelAdapter.ts';
+import { PermanentSendError, SendOutcomeUnknownError, type DeliverOnce } from '../../../adapters/channelAdapter.ts';
 import { EmailAdapter, threadHeadersOf } from '../../../adapters/email/emailAdapter.ts';
 import { normalizeSubject, parseOutboundMessageId, conversationOfPlusAddress, replySubject } from '../../../src/email/emailThreading.ts';
 import type { InboxRecord } from '../../../src/inboxes/inboxDirectory.ts';
@@ -61,6 +62,82 @@ describe('EmailAdapter (nodemailer, pooled) against smtp-server', () => {
     const error = await adapter.send({ inbox, credentials: { fromAddress: 'support@shop.test' }, to: 'a@b.test', message: message({}) }).catch((e) => e);
     expect(error).toBeInstanceOf(PermanentSendError);
     expect(error.code).toBe('smtp_not_configured');
+  });
+});
+
+/**
+ * A bare SMTP server that accepts the session and then drops the connection, without a reply, at one step:
+ * after the whole mail (the terminating dot) or at RCPT TO. Counts the mails it saw to their end.
+ */
+async function startDroppingSmtp(dropAt: 'end-of-data' | 'rcpt') {
+  const seen = { completeMails: 0 };
+  const server: Server = createServer((socket: Socket) => {
+    let inData = false;
+    let buffered = '';
+    socket.write('220 drop.test ESMTP\r\n');
+    socket.on('data', (chunk) => {
+      buffered += chunk.toString('latin1');
+      if (inData) {
+        if (!buffered.includes('\r\n.\r\n')) return;
+        seen.completeMails++;
+        socket.destroy();
+        return;
+      }
+      let end: number;
+      while ((end = buffered.indexOf('\r\n')) >= 0) {
+        const line = buffered.slice(0, end).toUpperCase();
+        buffered = buffered.slice(end + 2);
+        if (line.startsWith('EHLO')) socket.write('250-drop.test\r\n250 8BITMIME\r\n');
+        else if (line.startsWith('MAIL FROM')) socket.write('250 ok\r\n');
+        else if (line.startsWith('RCPT TO')) { if (dropAt === 'rcpt') { socket.destroy(); return; } socket.write('250 ok\r\n'); }
+        else if (line === 'DATA') { socket.write('354 go ahead\r\n'); inData = true; return; }
+        else if (line === 'QUIT') { socket.end('221 bye\r\n'); return; }
+        else socket.write('250 ok\r\n');
+      }
+    });
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return { port: (server.address() as { port: number }).port, seen, stop: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+describe('EmailAdapter: a lost connection, told apart by how far the mail got', () => {
+  const credentialsFor = (port: number) => ({ smtp: { host: '127.0.0.1', port, secure: false, user: '', pass: '' }, fromAddress: 'support@shop.test' });
+
+  it('dropped after the whole mail and before the server confirmed it: an unknown outcome, wrapped in deliverOnce', async () => {
+    const server = await startDroppingSmtp('end-of-data');
+    const adapter = new EmailAdapter(undefined, { connectionTimeoutMs: 2000, allowPrivateTargets: true });
+    const wrapped: number[] = [];
+    const deliverOnce: DeliverOnce = async (call, longestMs) => { wrapped.push(longestMs); return call(); };
+    try {
+      const error = await adapter.send({ inbox, credentials: credentialsFor(server.port), to: 'chen@customer.test', message: message({}), deliverOnce }).catch((e) => e);
+      expect(error).toBeInstanceOf(SendOutcomeUnknownError);
+      expect(error.message).toMatch(/after the whole mail was sent and before the server confirmed it/);
+      expect(server.seen.completeMails).toBe(1);
+      expect(wrapped).toEqual([300_000]);
+    } finally {
+      adapter.close();
+      await server.stop();
+    }
+  });
+
+  it('dropped before the mail was sent (at RCPT TO), or no server at all: not sent, so a plain retry', async () => {
+    const server = await startDroppingSmtp('rcpt');
+    const adapter = new EmailAdapter(undefined, { connectionTimeoutMs: 2000, allowPrivateTargets: true });
+    try {
+      const dropped = await adapter.send({ inbox, credentials: credentialsFor(server.port), to: 'chen@customer.test', message: message({}) }).catch((e) => e);
+      expect(dropped).toBeInstanceOf(Error);
+      expect(dropped).not.toBeInstanceOf(SendOutcomeUnknownError);
+      expect(dropped).not.toBeInstanceOf(PermanentSendError);
+      expect(server.seen.completeMails).toBe(0);
+      await server.stop();
+      const refused = await adapter.send({ inbox, credentials: credentialsFor(server.port), to: 'chen@customer.test', message: message({}) }).catch((e) => e);
+      expect(refused).toBeInstanceOf(Error);
+      expect(refused).not.toBeInstanceOf(SendOutcomeUnknownError);
+      expect(refused).not.toBeInstanceOf(PermanentSendError);
+    } finally {
+      adapter.close();
+    }
   });
 });
 

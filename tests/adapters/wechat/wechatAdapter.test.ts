@@ -2,7 +2,7 @@
 // for each content type, and what each errcode becomes (a permanent failure, a token refresh, a retry).
 import nock from 'nock';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PermanentSendError, type SendRequest } from '../../../adapters/channelAdapter.ts';
+import { PermanentSendError, SendOutcomeUnknownError, type DeliverOnce, type SendRequest } from '../../../adapters/channelAdapter.ts';
 import { WechatAdapter, type AttachmentSource, type WechatTokenSource } from '../../../adapters/wechat/wechatAdapter.ts';
 import type { InboxRecord } from '../../../src/inboxes/inboxDirectory.ts';
 import type { MessageContent } from '../../../src/schema/message.ts';
@@ -119,20 +119,51 @@ describe('WeChat adapter: customer-service sends', () => {
     }
   });
 
-  it('retries other errcodes and network failures, never showing the access_token', async () => {
+  it('retries other errcodes and a WeChat it could not reach, never showing the access_token', async () => {
     const { source } = fakeTokens();
     customSend('tok-1', { errcode: -1, errmsg: 'system error' });
     const busy = await failure(new WechatAdapter(source).send(request({ type: 'text', text: 'x' })));
     expect(busy).not.toBeInstanceOf(PermanentSendError);
+    expect(busy).not.toBeInstanceOf(SendOutcomeUnknownError);
     expect(busy.message).toMatch(/errcode -1/);
-    nock(api).post('/cgi-bin/message/custom/send').query(true).replyWithError({ code: 'ECONNRESET', message: `socket hang up ${api}/?access_token=tok-1` });
+    nock(api).post('/cgi-bin/message/custom/send').query(true).replyWithError({ code: 'ECONNREFUSED', message: `connect ECONNREFUSED ${api}/?access_token=tok-1` });
     const down = await failure(new WechatAdapter(source).send(request({ type: 'text', text: 'x' })));
     expect(down).not.toBeInstanceOf(PermanentSendError);
+    expect(down).not.toBeInstanceOf(SendOutcomeUnknownError);
     expect(down.message).toMatch(/could not be reached/);
     expect(down.message).not.toMatch(/tok-1/);
+  });
+
+  it('a custom/send that may have reached WeChat unanswered (connection reset, 5xx) is an unknown outcome, not a retry', async () => {
+    const { source } = fakeTokens();
+    nock(api).post('/cgi-bin/message/custom/send').query(true).replyWithError({ code: 'ECONNRESET', message: `socket hang up ${api}/?access_token=tok-1` });
+    const reset = await failure(new WechatAdapter(source).send(request({ type: 'text', text: 'x' })));
+    expect(reset).toBeInstanceOf(SendOutcomeUnknownError);
+    expect(reset.message).toMatch(/failed before it answered \(ECONNRESET\)/);
+    expect(reset.message).not.toMatch(/tok-1/);
     nock(api).post('/cgi-bin/message/custom/send').query(true).reply(502, 'Bad Gateway');
     const gateway = await failure(new WechatAdapter(source).send(request({ type: 'text', text: 'x' })));
+    expect(gateway).toBeInstanceOf(SendOutcomeUnknownError);
     expect(gateway.message).toMatch(/HTTP 502/);
+  });
+
+  it('wraps only the delivering custom/send in deliverOnce: the token fetch and media upload before it are not', async () => {
+    const { source, calls } = fakeTokens();
+    const wrapped: { longestMs: number; tokenCallsBefore: number }[] = [];
+    const deliverOnce: DeliverOnce = async (call, longestMs) => { wrapped.push({ longestMs, tokenCallsBefore: calls.get }); return call(); };
+    nock(api).post('/cgi-bin/media/upload').query({ access_token: 'tok-1', type: 'image' }).reply(200, { type: 'image', media_id: 'MEDIA_1' });
+    const bodies: unknown[] = [];
+    customSend('tok-1', ok, bodies);
+    const files: AttachmentSource = { load: async () => ({ bytes: new Uint8Array([0xff, 0xd8, 0xff]), contentType: 'image/jpeg' }) };
+    await new WechatAdapter(source, files).send({ ...request({ type: 'image', attachments: [{ url: 'https://files.test/a.jpg', contentType: 'image/jpeg' }] }), deliverOnce });
+    expect(wrapped).toEqual([{ longestMs: 10_000, tokenCallsBefore: 1 }]);
+    expect(bodies).toEqual([{ touser: openId, msgtype: 'image', image: { media_id: 'MEDIA_1' } }]);
+    // A stale token is a definite refusal: each custom/send is wrapped on its own, the retry with a fresh token too.
+    wrapped.length = 0;
+    customSend('tok-1', { errcode: 40001, errmsg: 'invalid credential' });
+    customSend('tok-2', ok);
+    await new WechatAdapter(source).send({ ...request({ type: 'text', text: 'again' }), deliverOnce });
+    expect(wrapped.map((w) => w.longestMs)).toEqual([10_000, 10_000]);
   });
 
   it('sends link content as news with one article', async () => {
