@@ -292,7 +292,7 @@ export async function createGateway(options: GatewayOptions) {
       new PeriodicTask('outbox sweep', 15_000, () => outbox.sweep(), log),
     ];
     for (const task of periodicTasks) task.start();
-    const routingTimers = new RoutingTimers(redis, keys, log);
+    const routingTimers = new RoutingTimers(redis, keys, log, { disconnectHandbackMs: settings.agentDisconnectHandbackSeconds * 1000 });
     routingTimers.start();
     const emailInbound = { acceptor, media: mediaStore, redis, keys, inboxes, log };
     const imapWatchers = new ImapWatchers({

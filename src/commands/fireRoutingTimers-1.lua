@@ -5,9 +5,11 @@
     redrain|{account}|{queue}|{channel}  agents who were passed over after declining may be offered again
     away|{agent}                an online agent inactive for its auto-away period becomes away
     gone|{agent}                an online agent with no live socket for its grace period becomes away (leaseAgentSocket)
+    handback|{agent}            an agent still away by disconnect hands its open conversations back to their queues
 
   KEYS[1] the timers zset (member -> due, ms)
   ARGV[1] prefix   ARGV[2] now (ISO)   ARGV[3] now (ms)   ARGV[4] at most this many timers
+  ARGV[5] handback period (ms) after an agent goes away by disconnect (0 or absent = its conversations stay with it)
 
   Returns the number of timers fired
 ]]
@@ -15,6 +17,7 @@
 --- @include "routing"
 
 local prefix, nowIso, nowMs = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local handbackMs = tonumber(ARGV[5] or '0')
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', nowMs, 'LIMIT', 0, tonumber(ARGV[4]))
 
 local function split(member)
@@ -80,6 +83,26 @@ local function disconnected(member, agentId)
   if f[1] ~= 'online' then return end
   setAgentStatus(prefix, f[2], agentId, 'away', nowIso, nowMs, 'disconnected')
   redis.call('HSET', stateKey, 'awayReason', 'disconnected')
+  if handbackMs > 0 then redis.call('ZADD', KEYS[1], nowMs + handbackMs, 'handback|' .. agentId) end
+end
+
+-- An agent away by disconnect all through the handback period: its customers are not left waiting on it.
+-- Each open conversation it holds goes back to its queue and on to another agent with room, as when an
+-- agent is removed. Back online (reconnected) or a status chosen since: nothing happens.
+local function handBack(agentId)
+  local stateKey = agentKey(prefix, agentId)
+  local f = redis.call('HMGET', stateKey, 'status', 'awayReason', 'accountId')
+  if f[1] ~= 'away' or f[2] ~= 'disconnected' or not f[3] then return end
+  for _, convId in ipairs(redis.call('SMEMBERS', stateKey .. ':convs')) do
+    local convKey = prefix .. ':conv:' .. convId
+    local c = redis.call('HMGET', convKey, 'status', 'assigneeId', 'channel')
+    if c[1] == 'open' and c[2] == agentId then
+      releaseCapacity(prefix, f[3], agentId, c[3], convId, true)
+      redis.call('HSET', convKey, 'assigneeId', '')
+      requeue(prefix, convKey, nowIso, nowMs)
+    end
+  end
+  refreshAgent(prefix, f[3], agentId)
 end
 
 for _, member in ipairs(due) do
@@ -90,6 +113,7 @@ for _, member in ipairs(due) do
   elseif p[1] == 'redrain' then drainQueue(prefix, p[2], p[3], p[4], nowIso, nowMs)
   elseif p[1] == 'away' then autoAway(member, p[2])
   elseif p[1] == 'gone' then disconnected(member, p[2])
+  elseif p[1] == 'handback' then handBack(p[2])
   end
 end
 return #due

@@ -17,7 +17,7 @@ for _, queueId in ipairs(redis.call('SMEMBERS', KEYS[1] .. ':queues')) do
   for _, channel in ipairs(routingChannels) do redis.call('ZREM', queueKey(prefix, accountId, queueId, 'avail:' .. channel), agentId) end
 end
 redis.call('DEL', KEYS[1] .. ':queues')
-redis.call('ZREM', timersKey(prefix), 'away|' .. agentId, 'gone|' .. agentId)
+redis.call('ZREM', timersKey(prefix), 'away|' .. agentId, 'gone|' .. agentId, 'handback|' .. agentId)
 local convs = redis.call('SMEMBERS', KEYS[1] .. ':convs')
 for _, convId in ipairs(convs) do
   local convKey = prefix .. ':conv:' .. convId

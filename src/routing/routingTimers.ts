@@ -1,4 +1,4 @@
-// Fires the routing timers (offer expiry, overflow, auto-away, re-offers) on every worker. The timers
+// Fires the routing timers (offer expiry, overflow, auto-away, disconnects and their handbacks, re-offers) on every worker. The timers
 // live in one Redis zset written by the scripts that need them; fireRoutingTimers pops and applies
 // each due one atomically, so workers may overlap and a crashed worker loses none. Capacity freeing
 // never waits on this loop: it is handed out inside the script that frees it.
@@ -18,7 +18,7 @@ export class RoutingTimers {
     private readonly redis: Redis,
     private readonly keys: Keyspace,
     private readonly log: Logger,
-    private readonly intervalMs = 100,
+    private readonly options: { intervalMs?: number; disconnectHandbackMs?: number } = {},
   ) {}
 
   start(): void {
@@ -28,7 +28,7 @@ export class RoutingTimers {
         this.log.warn({ err: (error as Error).message }, 'routing timers failed; the next tick retries');
       }).finally(() => { this.running = undefined; });
     };
-    this.timer = setInterval(tick, this.intervalMs);
+    this.timer = setInterval(tick, this.options.intervalMs ?? 100);
   }
 
   async stop(): Promise<void> {
@@ -42,7 +42,7 @@ export class RoutingTimers {
     while (!this.stopped) {
       const now = new Date();
       const fired = (await runScript(this.redis, 'fireRoutingTimers', [this.keys.routingTimers], [
-        this.keys.prefix, now.toISOString(), now.getTime(), batch,
+        this.keys.prefix, now.toISOString(), now.getTime(), batch, this.options.disconnectHandbackMs ?? 0,
       ])) as unknown as number;
       if (fired < batch) return;
     }

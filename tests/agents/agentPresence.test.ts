@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScript } from '../../src/commands/index.ts';
-import { eventsOfType, streamEvents, waitFor } from '../support/coreFixtures.ts';
+import { eventsOfType, listAllConversations, newVisitorId, streamEvents, visitorMessage, waitFor } from '../support/coreFixtures.ts';
 import { createTenant, startTestGateway, TestSocket, wsUrl, type Tenant, type TestGateway } from '../support/testGateway.ts';
 
 // Presence that follows the agent's sockets: 1 s of grace, leases of 0.9 s renewed every 0.3 s.
@@ -134,5 +134,46 @@ describe('agent presence follows the agent sockets', () => {
     expect(await t.gateway.redis.exists(socketsKey)).toBe(0);
     expect(await t.gateway.redis.zscore(t.gateway.keys.routingTimers, `gone|${tenant.agentId}`)).toBeNull();
     socket.close();
+  });
+
+  it('hands the open conversations of an agent away by disconnect back to their queue after the handback period, unless it came back', async () => {
+    const quick = await startTestGateway({ GATEWAY_AGENT_DISCONNECT_GRACE_SECONDS: '1', GATEWAY_AGENT_DISCONNECT_HANDBACK_SECONDS: '2' }, 'all', { agentSocketLeaseMs: 900 });
+    try {
+      const tenant = await createTenant(quick);
+      const agentPath = (id: string) => `/api/v1/accounts/${tenant.accountId}/agents/${id}`;
+      const agentStatus = async () => (await quick.api('GET', agentPath(tenant.agentId), { key: tenant.apiKey })).body.state.status as string;
+      const open = () => TestSocket.open(wsUrl(quick.url, '/api/v1/agent/ws'), { headers: { authorization: `Bearer ${tenant.agentToken}` } });
+      const assignees = async () => Object.fromEntries((await listAllConversations(quick, tenant)).map((c) => [c.id, c.assigneeId]));
+      const first = await open();
+      await first.next((f) => f.type === 'hello');
+      await quick.gateway.acceptor.accept(visitorMessage(tenant, newVisitorId(), 'handback/1', 'Where is my parcel?'));
+      await quick.gateway.acceptor.accept(visitorMessage(tenant, newVisitorId(), 'handback/2', 'Can I change the address?'));
+      const held = await waitFor(assignees, (a) => Object.keys(a).length === 2 && Object.values(a).every((id) => id === tenant.agentId), 'both with the first agent');
+      const other = await quick.api('POST', `/api/v1/accounts/${tenant.accountId}/agents`, { key: tenant.apiKey, body: { name: 'Bo', capacity: 5 } });
+      const otherId = other.body.agent.id as string;
+      await quick.api('PUT', `${agentPath(otherId)}/status`, { key: tenant.apiKey, body: { status: 'online' } });
+
+      // Back within the handback period: it keeps its conversations.
+      first.close();
+      await waitFor(agentStatus, (s) => s === 'away', 'away after the grace', 6000);
+      const back = await open();
+      await back.next((f) => f.type === 'hello');
+      await sleep(3000);
+      expect(await assignees()).toEqual(held);
+
+      // Gone for good: both go on to the other agent, and the first one's load is freed.
+      back.close();
+      await waitFor(agentStatus, (s) => s === 'away', 'away again', 6000);
+      const moved = await waitFor(assignees, (a) => Object.values(a).every((id) => id === otherId), 'both handed to the other agent', 8000);
+      expect(Object.keys(moved).sort()).toEqual(Object.keys(held).sort());
+      const events = await streamEvents(quick, tenant.accountId);
+      expect(eventsOfType(events, 'conversation.assigned').map((e) => (e.data as { assigneeId: string }).assigneeId).sort())
+        .toEqual([tenant.agentId, tenant.agentId, otherId, otherId].sort());
+      const firstState = (await quick.api('GET', agentPath(tenant.agentId), { key: tenant.apiKey })).body.state;
+      expect(firstState.status).toBe('away');
+      expect(await quick.gateway.redis.scard(`${quick.gateway.keys.agentState(tenant.agentId)}:convs`)).toBe(0);
+    } finally {
+      await quick.stop();
+    }
   });
 });
