@@ -4,7 +4,8 @@ import type { Queue } from 'bullmq';
 import { keyDigest } from '../ids.ts';
 import { jobOptions, type ContactJob, type InboundJob, type PaymentJob } from '../queues.ts';
 import type { InboundMessage } from '../schema/message.ts';
-import { Turns } from './turns.ts';
+import { HttpError } from '../http/errors.ts';
+import { Turns, TurnsFullError } from './turns.ts';
 
 export interface AcceptedInbound { messageId: string; seq: number }
 
@@ -17,12 +18,35 @@ export interface AcceptedInbound { messageId: string; seq: number }
  */
 export const maxAddsInFlight = 256;
 
+/**
+ * Adds waiting for a turn at most (a burst of ten thousand visitors' messages fits twice). Past it, while Redis
+ * cannot keep up or is away, a message is refused at once (503, `busy`: providers and the widget send it again)
+ * instead of piling up in memory until the process runs out of it and loses them all.
+ */
+export const maxAddsWaiting = 20_000;
+
+/** The gateway is queueing as many messages as it can hold: nothing was stored, the sender should retry. */
+export class InboundBusyError extends HttpError {
+  constructor() {
+    super(503, 'busy', 'the gateway is taking in more messages than it can queue right now; nothing was stored, send it again shortly');
+  }
+}
+
 export class InboundAcceptor {
   private lastSeq = 0;
   private readonly turns: Turns;
 
-  constructor(private readonly queue: Queue, addsInFlight = maxAddsInFlight) {
-    this.turns = new Turns(addsInFlight);
+  constructor(private readonly queue: Queue, addsInFlight = maxAddsInFlight, addsWaiting = maxAddsWaiting) {
+    this.turns = new Turns(addsInFlight, addsWaiting);
+  }
+
+  /** A queue add in its turn; a full line refuses it (InboundBusyError). */
+  private async add(task: () => Promise<unknown>): Promise<void> {
+    try {
+      await this.turns.run(task);
+    } catch (error) {
+      throw error instanceof TurnsFullError ? new InboundBusyError() : error;
+    }
   }
 
   /** The message id is derived from the provider's id, so every retry of one message names the same message. */
@@ -41,17 +65,17 @@ export class InboundAcceptor {
       ...(extra.thread ? { thread: extra.thread } : {}),
     };
     // The seq above orders the conversation, whichever add lands first.
-    await this.turns.run(() => this.queue.add('inbound', job, { ...jobOptions.inbound, jobId: messageId }));
+    await this.add(() => this.queue.add('inbound', job, { ...jobOptions.inbound, jobId: messageId }));
     return { messageId, seq };
   }
 
   /** A channel event about the contact (no conversation), deduplicated like a message by the provider's id. */
   async acceptContactEvent(job: ContactJob): Promise<void> {
-    await this.turns.run(() => this.queue.add('contact', job, { ...jobOptions.inbound, jobId: `ce_${keyDigest(`${job.inboxId}\n${job.externalId}`)}` }));
+    await this.add(() => this.queue.add('contact', job, { ...jobOptions.inbound, jobId: `ce_${keyDigest(`${job.inboxId}\n${job.externalId}`)}` }));
   }
 
   /** A payment notification, deduplicated by the provider's notification id. */
   async acceptPayment(job: PaymentJob): Promise<void> {
-    await this.turns.run(() => this.queue.add('payment', job, { ...jobOptions.inbound, jobId: `pay_${keyDigest(`${job.inboxId}\n${job.payment.notificationId}`)}` }));
+    await this.add(() => this.queue.add('payment', job, { ...jobOptions.inbound, jobId: `pay_${keyDigest(`${job.inboxId}\n${job.payment.notificationId}`)}` }));
   }
 }

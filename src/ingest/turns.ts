@@ -1,13 +1,20 @@
-// First come, first served turns: what a process does at most `limit` at a time, the rest waiting in arrival order.
+// First come, first served turns: what a process does at most `limit` at a time, the rest waiting in arrival
+// order, at most `maxWaiting` of them: past that, a task is refused at once rather than held in memory.
+export class TurnsFullError extends Error {}
+
 export class Turns {
   private running = 0;
   private readonly waiting: (() => void)[] = [];
   private head = 0;
 
-  constructor(private readonly limit: number) {}
+  constructor(private readonly limit: number, private readonly maxWaiting = Infinity) {}
+
+  /** Tasks waiting for a turn now. */
+  get waitingCount(): number { return this.waiting.length - this.head; }
 
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.running < this.limit) this.running += 1;
+    else if (this.waitingCount >= this.maxWaiting) throw new TurnsFullError(`${this.waitingCount} tasks are waiting already`);
     else await new Promise<void>((resolve) => this.waiting.push(resolve));
     try {
       return await task();

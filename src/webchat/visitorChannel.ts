@@ -14,7 +14,7 @@ import { HttpError, notFound } from '../http/errors.ts';
 import type { ApiRegistry } from '../http/apiRoutes.ts';
 import { keyDigest } from '../ids.ts';
 import type { InboxDirectory, InboxRecord } from '../inboxes/inboxDirectory.ts';
-import type { InboundAcceptor } from '../ingest/acceptInbound.ts';
+import { InboundBusyError, type InboundAcceptor } from '../ingest/acceptInbound.ts';
 import { eventTypeOf, sendJson, type LiveEntry, type LiveFeed } from '../live/liveFeed.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
@@ -215,8 +215,11 @@ export class VisitorChannel {
         this.ownMessages.set(socket, own.add(externalId));
         const accepted = await this.accept(inbox, visitor.visitorId, visitor.name, f.clientMessageId, f.text).catch((error: unknown) => {
           own.delete(externalId);
+          if (error instanceof InboundBusyError) return error;
           throw error;
         });
+        // Nothing was stored: the widget keeps the message and sends it again.
+        if (accepted instanceof InboundBusyError) return sendJson(socket, { type: 'error', code: accepted.code, message: accepted.message, clientMessageId: f.clientMessageId });
         sendJson(socket, { type: 'accepted', clientMessageId: f.clientMessageId, messageId: accepted.messageId, seq: accepted.seq });
       })().catch((error) => {
         this.deps.log.error({ err: error, inboxId }, 'visitor frame failed');

@@ -2,7 +2,7 @@
 // add gives its turn back.
 import type { Queue } from 'bullmq';
 import { describe, expect, it } from 'vitest';
-import { InboundAcceptor } from '../../src/ingest/acceptInbound.ts';
+import { InboundAcceptor, InboundBusyError } from '../../src/ingest/acceptInbound.ts';
 import type { InboundJob } from '../../src/queues.ts';
 import { visitorMessage } from '../support/coreFixtures.ts';
 
@@ -61,5 +61,27 @@ describe('InboundAcceptor under a burst', () => {
     expect(held.adds[1]!.job.message.externalId).toBe('v_turns/f2');
     held.adds[1]!.settle();
     await expect(second).resolves.toMatchObject({ messageId: InboundAcceptor.messageIdFor(tenant.inboxId, 'v_turns/f2') });
+  });
+
+  it('refuses at once, with a 503 busy and nothing added, a message that finds the waiting line full; the line still drains', async () => {
+    const held = heldQueue();
+    const acceptor = new InboundAcceptor(held.queue, 2, 3);
+    const waiting = Array.from({ length: 5 }, (_, i) => acceptor.accept(visitorMessage(tenant, 'v_busy', `v_busy/c${i}`)));
+    await tick();
+    const refused = await acceptor.accept(visitorMessage(tenant, 'v_busy', 'v_busy/over')).catch((e) => e);
+    expect(refused).toBeInstanceOf(InboundBusyError);
+    expect(refused).toMatchObject({ status: 503, code: 'busy' });
+    expect(held.started).toEqual(['v_busy/c0', 'v_busy/c1']);
+    while (held.adds.length) {
+      held.adds.shift()!.settle();
+      await tick();
+    }
+    await Promise.all(waiting);
+    expect(held.started).toEqual(['v_busy/c0', 'v_busy/c1', 'v_busy/c2', 'v_busy/c3', 'v_busy/c4']);
+    // With room in the line again, the refused message goes through when sent again.
+    const again = acceptor.accept(visitorMessage(tenant, 'v_busy', 'v_busy/over'));
+    await tick();
+    held.adds.shift()!.settle();
+    await expect(again).resolves.toMatchObject({ messageId: expect.stringMatching(/^msg_/) });
   });
 });

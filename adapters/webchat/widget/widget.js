@@ -240,7 +240,8 @@
   function onSendError(f) {
     var p = findPending(f.clientMessageId);
     if (!p || p.accepted) return;
-    if (f.code === 'rate_limited') { p.sock = null; setTimeout(flush, 1000); return; }
+    // Not stored: sent again, same clientMessageId (rate_limited: a second later; busy: the gateway is full, 3 s).
+    if (f.code === 'rate_limited' || f.code === 'busy') { p.sock = null; setTimeout(flush, f.code === 'busy' ? 3000 : 1000); return; }
     dropPending(p, 'failed');
     setErr(f.message || 'Message could not be sent.');
   }
