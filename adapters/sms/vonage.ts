@@ -37,6 +37,23 @@ export function vonageStatus(status: string): SmsReceiptStatus | undefined {
   }
 }
 
+/**
+ * A signed webhook's `timestamp` (Unix seconds, inside the signature) may be this old: Vonage sends a webhook
+ * again for 24 h until it is answered, so a day and an hour; older, a captured webhook is being replayed.
+ */
+export const vonageReplayWindowSeconds = 25 * 3600;
+/** Clocks disagree: a timestamp this far ahead of ours still passes. */
+const futureSkewSeconds = 300;
+
+function withinReplayWindow(timestamp: string | undefined, nowMs = Date.now()): boolean {
+  // Signed webhooks without a timestamp (older signing setups) are judged by the signature alone.
+  if (timestamp === undefined) return true;
+  const at = Number(timestamp);
+  if (!Number.isFinite(at)) return false;
+  const age = nowMs / 1000 - at;
+  return age <= vonageReplayWindowSeconds && age >= -futureSkewSeconds;
+}
+
 /** /sms/json status codes worth trying again: throttled, internal error, communication failure. */
 const retryableStatus = new Set(['1', '5', '13']);
 
@@ -56,7 +73,7 @@ export class VonageProvider implements SmsProvider {
     if (!c.signatureSecret || !fields.sig) return false;
     const expected = Buffer.from(vonageSignature(fields, c.signatureSecret, c.signatureMethod ?? 'md5hash').toLowerCase());
     const given = Buffer.from(fields.sig.toLowerCase());
-    return expected.length === given.length && timingSafeEqual(expected, given);
+    return expected.length === given.length && timingSafeEqual(expected, given) && withinReplayWindow(fields.timestamp);
   }
 
   parseInbound(webhook: SmsWebhook): SmsInbound[] {

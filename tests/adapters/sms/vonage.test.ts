@@ -32,6 +32,11 @@ describe('Vonage signatures', () => {
       expect(vonage.verify(form({ ...inbound, sig: sig.toUpperCase() }), c)).toBe(true);
       expect(vonage.verify(form({ ...inbound, text: 'tampered', sig }), c)).toBe(false);
       expect(vonage.verify(form(inbound), c)).toBe(false);
+      // Signed, but sent more than the 25 h Vonage keeps retrying, or from well ahead of our clock: a replay.
+      const at = (secondsAgo: number) => { const f = { ...inbound, timestamp: String(Math.floor(Date.now() / 1000) - secondsAgo) }; return { ...f, sig: vonageSignature(f, c.signatureSecret, method) }; };
+      expect(vonage.verify(form(at(24 * 3600)), c)).toBe(true);
+      expect(vonage.verify(form(at(26 * 3600)), c)).toBe(false);
+      expect(vonage.verify(form(at(-3600)), c)).toBe(false);
     });
   }
 
