@@ -136,6 +136,22 @@ export class ImapWatcher {
     }
   }
 
+  /**
+   * Marks a batch \Seen or moves it (the inbox's afterProcessing). A server that refuses (no such mailbox) is
+   * logged and passed over, so a wrong setting never stops the intake; a connection lost meanwhile throws,
+   * and the batch is read again (its mails queued once) on the next connection.
+   */
+  private async afterProcessing(client: ImapFlow, uids: number[], settings: ReturnType<typeof emailSettingsOf>): Promise<void> {
+    const range = uids.join(',');
+    let done: unknown = true;
+    if (settings.afterProcessing === 'seen') done = await client.messageFlagsAdd(range, ['\\Seen'], { uid: true });
+    else if (settings.afterProcessing === 'move' && settings.processedMailbox) done = await client.messageMove(range, settings.processedMailbox, { uid: true });
+    if (done) return;
+    if (!client.usable) throw new Error('the IMAP connection closed while marking or moving processed mail');
+    this.deps.log.warn({ inboxId: this.inbox.id, afterProcessing: settings.afterProcessing, processedMailbox: settings.processedMailbox },
+      'imap server refused to mark or move processed mail; they stay where they are (check the inbox settings)');
+  }
+
   /** Reads every mail past the cursor, in UID order, a batch at a time. */
   private async sync(client: ImapFlow, mailbox: string, uidValidity: string): Promise<void> {
     const cursorKey = this.deps.keys.imapCursor(this.inbox.id);
@@ -175,6 +191,9 @@ export class ImapWatcher {
         await this.deps.accept(this.inbox, mail, raw);
         this.accepted++;
       }
+      // Marked or moved before the cursor passes them: a crash in between re-reads mails already queued (the
+      // message dedup drops them; moved ones are not found again), where the other order left them unmarked for good.
+      await this.afterProcessing(client, uids, settings);
       lastUid = uids[uids.length - 1]!;
       const advanced = await runScript(this.deps.redis, 'advanceImapCursor', [cursorKey], [mailbox, uidValidity, lastUid, '0']) as unknown as number;
       if (advanced === -1) {
@@ -183,8 +202,6 @@ export class ImapWatcher {
         this.stopped = true;
         return;
       }
-      if (settings.afterProcessing === 'seen') await client.messageFlagsAdd(uids.join(','), ['\\Seen'], { uid: true });
-      if (settings.afterProcessing === 'move' && settings.processedMailbox) await client.messageMove(uids.join(','), settings.processedMailbox, { uid: true });
     }
   }
 }

@@ -135,4 +135,22 @@ describe('IMAP watcher restarts and UIDVALIDITY changes', () => {
     expect(await imap.status('Moved', { messages: true })).toMatchObject({ messages: 0 });
     expect(await imap.status('Done', { messages: true })).toMatchObject({ messages: 1 });
   }, 60_000);
+
+  it('keeps taking mail when the server refuses to move it (processedMailbox missing): it stays, and is queued once', async () => {
+    const r = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/inboxes`, {
+      key: tenant.apiKey, body: { type: 'email', name: 'Support', settings: { afterProcessing: 'move', processedMailbox: 'NoSuchFolder' }, credentials: { fromAddress: 'support@shop.test' } },
+    });
+    const inbox = (await t.gateway.services.inboxes.records.get(tenant.accountId, r.body.id))!;
+    const { redis, keys } = t.gateway.services;
+    await imap.mailboxCreate('Stuck').catch(() => undefined);
+    await imap.append('Stuck', rawMail({ from: 'z@customer.test', subject: 'Cannot move me', messageId: '<stuck-1@customer.test>' }));
+    const w = watcher(inbox, 'Stuck');
+    w.start();
+    await waitFor(async () => Number(await redis.hget(keys.imapCursor(inbox.id), 'lastUid')) >= 1, 20_000, 'the cursor past the first mail');
+    await imap.append('Stuck', rawMail({ from: 'z@customer.test', subject: 'And me', messageId: '<stuck-2@customer.test>' }));
+    await waitFor(async () => Number(await redis.hget(keys.imapCursor(inbox.id), 'lastUid')) >= 2, 20_000, 'the cursor past the second mail');
+    await w.stop();
+    expect(w.accepted).toBe(2);
+    expect(await imap.status('Stuck', { messages: true })).toMatchObject({ messages: 2 });
+  }, 60_000);
 });
