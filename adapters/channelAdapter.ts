@@ -60,10 +60,14 @@ const neverLeftCodes = new Set([
   'ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH', 'ERR_INVALID_URL', 'UND_ERR_CONNECT_TIMEOUT',
 ]);
 
+/** TLS handshake and certificate failures: the connection never carried the request. */
+const tlsFailure = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|HOSTNAME_MISMATCH$)/;
+
 /** Whether a fetch (or socket) failure happened before the request could leave this host. */
 export function requestNeverLeft(error: unknown): boolean {
   const e = error as { code?: string; cause?: { code?: string } };
-  return neverLeftCodes.has(e.cause?.code ?? e.code ?? '');
+  const code = e.cause?.code ?? e.code ?? '';
+  return neverLeftCodes.has(code) || tlsFailure.test(code);
 }
 
 export interface ChannelAdapter {

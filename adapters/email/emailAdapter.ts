@@ -105,6 +105,8 @@ export class EmailAdapter implements ChannelAdapter {
     if (!text.trim() && !message.content.html && !attachments.length) throw new PermanentSendError('unsupported_content', 'An email needs text, HTML or an attachment.');
     const progress: BodyProgress = { ended: false };
     const deliver = () => this.deliver(request.inbox.id, credentials.smtp!, {
+      // Given up before the marker's bound, so an attempt judged dead by a later one really has stopped.
+      signal: AbortSignal.timeout(this.longestSendMs - 10_000),
       messageId,
       from: { name: request.inbox.name, address: credentials.fromAddress },
       replyTo: plusAddress(credentials.fromAddress, message.conversationId),
@@ -118,8 +120,11 @@ export class EmailAdapter implements ChannelAdapter {
       // Our replies are written by people: no Auto-Submitted, but ask autoresponders not to answer them.
       headers: { 'X-Auto-Response-Suppress': 'All' },
     }, progress).then((): SendResult => ({ externalId: messageId, status: 'sent' }));
-    const timeout = this.options.connectionTimeoutMs ?? 30_000;
-    return request.deliverOnce ? request.deliverOnce(deliver, longestSendMs(timeout)) : deliver();
+    return request.deliverOnce ? request.deliverOnce(deliver, this.longestSendMs) : deliver();
+  }
+
+  private get longestSendMs(): number {
+    return longestSendMs(this.options.connectionTimeoutMs ?? 30_000);
   }
 
   /** One sendMail on the inbox's pool, its failure told apart: refused (permanent or not), never sent, or unknown. */

@@ -1,11 +1,17 @@
 // Calls to the WeChat Official Account HTTP API: its base URL, the access_token request (plain and
 // stable) and WeChat's answers, which are HTTP 200 with `{errcode, errmsg}` on failure. URLs carry the
 // access_token or the AppSecret, so no error built here ever contains a URL.
+import { Agent } from 'undici';
 import { z } from 'zod';
 import { requestNeverLeft } from '../channelAdapter.ts';
 
 export const wechatDefaultApiBase = 'https://api.weixin.qq.com';
 export const wechatHttpTimeoutMs = 10_000;
+/**
+ * Connects (DNS, TCP, TLS) fail on their own, well inside a call's timeout: a connect that hangs is then "never
+ * left this host" (UND_ERR_CONNECT_TIMEOUT, retried), not a call timing out after its request may have gone.
+ */
+const wechatConnections = new Agent({ connect: { timeout: 5_000 } });
 
 export type WechatTokenMode = 'token' | 'stable_token';
 
@@ -39,7 +45,7 @@ export async function callWechat(url: string, init: RequestInit, what: string, t
   let response: Response;
   let text: string;
   try {
-    response = await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
+    response = await fetch(url, { dispatcher: wechatConnections, ...init, signal: AbortSignal.timeout(timeoutMs) } as RequestInit);
     text = await response.text();
   } catch (error) {
     const name = (error as Error).name;

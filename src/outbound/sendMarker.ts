@@ -10,8 +10,11 @@ import { PermanentSendError, SendInFlightError, SendOutcomeUnknownError, type De
 import { runScript } from '../commands/index.ts';
 import type { Keyspace } from '../redis/keys.ts';
 
-/** How long a marker lives: longer than every retry of the outbound job and every outbox sweep. */
-const markerSeconds = 7 * 86_400;
+/**
+ * How long a marker lives: longer than every retry of the outbound job, and than its failed job is kept (7 days),
+ * so no sweep can find the message queued with its marker gone.
+ */
+const markerSeconds = 14 * 86_400;
 /** Added to a call's longest time before its `sending:` marker counts as abandoned (clock skew, a slow event loop). */
 const inFlightMarginMs = 5_000;
 
@@ -30,16 +33,22 @@ export class SendMarkers {
    * (send_outcome_unknown) when one may have delivered it without anyone hearing back.
    */
   async earlierAttempt(messageId: string): Promise<EarlierAttempt> {
-    const marker = await this.redis.get(this.keys.sendMarker(messageId));
+    const key = this.keys.sendMarker(messageId);
+    // Read together (MULTI), so the lifetime left is the marker's just read.
+    const replies = await this.redis.multi().get(key).pttl(key).exec();
+    if (!replies || replies.some(([error]) => error)) throw new Error('the send marker could not be read; the send will be retried');
+    const marker = replies[0]![1] as string | null;
+    const ttlMs = replies[1]![1] as number;
     if (!marker) return undefined;
     if (marker.startsWith('sent:')) {
       const externalId = marker.slice('sent:'.length);
       return { sent: { status: 'sent', ...(externalId ? { externalId } : {}) } };
     }
     if (marker.startsWith('sending:')) {
-      const [, startedAt, longestMs] = marker.split(':');
+      const [, , longestMs] = marker.split(':');
       const limit = Number(longestMs) + inFlightMarginMs;
-      const age = Date.now() - Number(startedAt);
+      // Its age on Redis's clock (the marker was set with the full lifetime), whatever the processes' clocks say.
+      const age = markerSeconds * 1000 - ttlMs;
       if (!(age >= limit)) {
         throw new SendInFlightError(Math.max(1000, limit - age), 'another attempt is still handing this message to the provider; this one checks again later');
       }
@@ -69,12 +78,15 @@ export class SendMarkers {
         await this.swap(key, mine, '');
         throw error;
       }
-      await this.redis.set(key, `sent:${result.externalId ?? ''}`, 'EX', markerSeconds);
+      // The provider has it. If this write fails, the status write still gets its chance; if both fail, the
+      // marker stays `sending` and the retry fails the message as unknown: never a second copy.
+      await this.redis.set(key, `sent:${result.externalId ?? ''}`, 'EX', markerSeconds).catch(() => undefined);
       return result;
     };
   }
 
+  /** Best effort: a marker that could not be swapped stays `sending`, which later attempts treat as unknown. */
   private async swap(key: string, expected: string, next: string): Promise<void> {
-    await runScript(this.redis, 'replaceSendMarker', [key], [expected, next, markerSeconds]);
+    await runScript(this.redis, 'replaceSendMarker', [key], [expected, next, markerSeconds]).catch(() => undefined);
   }
 }

@@ -21,8 +21,8 @@ import type { Keyspace } from '../redis/keys.ts';
 import type { SmsOptOuts } from './smsOptOut.ts';
 import type { SmsReceipts } from './smsReceipts.ts';
 
-/** How long a send marker lives: longer than every retry of the outbound job. */
-const markerSeconds = 7 * 86_400;
+/** How long a send marker lives: longer than every retry of the outbound job, and than its failed job is kept (7 days). */
+const markerSeconds = 14 * 86_400;
 /** Twilio's limit for one message body (longer ones it refuses). */
 export const smsMaxTextLength = 1600;
 /** Added to the send timeout before a `sending:` marker counts as abandoned (clock skew, a slow event loop). */
@@ -45,7 +45,8 @@ export class SmsSender implements ChannelAdapter {
 
   constructor(private readonly deps: SmsSenderDeps) {
     this.providers = deps.providers ?? smsProviders;
-    this.dispatcher = createCheckedDispatcher({ allowPrivate: deps.allowPrivateTargets ?? false, connectTimeoutMs: this.timeoutMs });
+    // Connects time out on their own first: a connect that hangs is then "never sent" (retried), not unknown.
+    this.dispatcher = createCheckedDispatcher({ allowPrivate: deps.allowPrivateTargets ?? false, connectTimeoutMs: Math.min(5_000, Math.floor(this.timeoutMs / 2)) });
   }
 
   /** Closes the connections kept to the providers. */

@@ -4,6 +4,7 @@ import { PermanentSendError, SendInFlightError, SendOutcomeUnknownError, type Ch
 import { ConversationActions } from '../../src/conversations/conversationActions.ts';
 import { hashSecret } from '../../src/crypto/tokens.ts';
 import { createLogger } from '../../src/logger.ts';
+import { runScript } from '../../src/commands/index.ts';
 import { createOutboundProcessor, updateMessageStatus } from '../../src/outbound/outboundWorker.ts';
 import { OutboxSweeper } from '../../src/outbound/outboxSweeper.ts';
 import type { OutboundJob } from '../../src/queues.ts';
@@ -248,6 +249,33 @@ describe('outbound: replies, their status and sending through an adapter', () =>
         expect((await eventsAbout(reply.id)).map((e) => e.type)).toEqual(['message.sent']);
       });
 
+      it('a status write that really fails after the provider took the message: the retry records it, the provider is called once', async () => {
+        providerCalls = 0;
+        behaviour = (request) => deliver(request, async () => ({ status: 'sent', externalId: 'P-3' }));
+        const reply = await unsentReply('status write lost');
+        // A connection of its own whose status script fails once, as a Redis that stops answering would.
+        const flaky = t.gateway.redis.duplicate();
+        try {
+          await runScript(flaky, 'replaceSendMarker', ['probe'], ['', '', 1]);
+          const real = (flaky as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>).updateMessageStatus!;
+          let failures = 1;
+          (flaky as unknown as Record<string, unknown>).updateMessageStatus = (...args: unknown[]) =>
+            failures-- > 0 ? Promise.reject(new Error('Connection is closed.')) : real.apply(flaky, args);
+          const processOutbound = createOutboundProcessor({
+            redis: flaky, keys: t.gateway.keys, log: createLogger('silent'), conversations: t.gateway.services.conversations,
+            inboxes: t.gateway.services.inboxes, adapters: { webchat: fakeAdapter },
+          });
+          await expect(processOutbound(job(reply.id, 0))).rejects.toThrow('Connection is closed.');
+          expect((await storedMessage(reply.id))!.status).toBe('queued');
+          expect(await processOutbound(job(reply.id, 1))).toBe('sent');
+        } finally {
+          flaky.disconnect();
+        }
+        expect(providerCalls).toBe(1);
+        expect(await storedMessage(reply.id)).toMatchObject({ status: 'sent', externalId: 'P-3' });
+        expect((await eventsAbout(reply.id)).map((e) => e.type)).toEqual(['message.sent']);
+      });
+
       it('a call that may have reached the provider unanswered fails the message (send_outcome_unknown) and is never made again', async () => {
         providerCalls = 0;
         behaviour = (request) => deliver(request, async () => { throw new SendOutcomeUnknownError('the provider did not answer within 10 s'); });
@@ -267,14 +295,16 @@ describe('outbound: replies, their status and sending through an adapter', () =>
         behaviour = (request) => deliver(request, async () => ({ status: 'sent' }));
         const reply = await unsentReply('died mid-call');
         const key = t.gateway.keys.sendMarker(reply.id);
-        await t.gateway.redis.set(key, `sending:${Date.now() - 1000}:5000:gone-process`);
+        // Markers are set with a 14-day lifetime; their age is what of it has passed, on Redis's clock.
+        const lifetimeMs = 14 * 86_400_000;
+        await t.gateway.redis.set(key, `sending:${Date.now() - 1000}:5000:gone-process`, 'PX', lifetimeMs - 1000);
         const delayedTo: number[] = [];
         const delayable = Object.assign(job(reply.id, 1), { moveToDelayed: async (at: number) => { delayedTo.push(at); } }) as unknown as Job;
         await expect(processor()(delayable, 'token')).rejects.toBeInstanceOf(DelayedError);
         // Due when the dead attempt's call (5 s) and the margin (5 s) are over.
         expect(delayedTo[0]).toBeGreaterThan(Date.now() + 7_000);
         expect((await storedMessage(reply.id))!.status).toBe('queued');
-        await t.gateway.redis.set(key, `sending:${Date.now() - 60_000}:5000:gone-process`);
+        await t.gateway.redis.set(key, `sending:${Date.now() - 60_000}:5000:gone-process`, 'PX', lifetimeMs - 60_000);
         await expect(processor()(job(reply.id, 2, 8))).rejects.toBeInstanceOf(UnrecoverableError);
         expect(await storedMessage(reply.id)).toMatchObject({ status: 'failed', error: { code: 'send_outcome_unknown' } });
         expect(providerCalls).toBe(0);

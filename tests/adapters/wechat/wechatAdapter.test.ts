@@ -132,6 +132,13 @@ describe('WeChat adapter: customer-service sends', () => {
     expect(down).not.toBeInstanceOf(SendOutcomeUnknownError);
     expect(down.message).toMatch(/could not be reached/);
     expect(down.message).not.toMatch(/tok-1/);
+    // A connect that timed out, or a TLS handshake that failed, never carried the request either.
+    for (const code of ['UND_ERR_CONNECT_TIMEOUT', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID']) {
+      nock(api).post('/cgi-bin/message/custom/send').query(true).replyWithError({ code, message: code });
+      const never = await failure(new WechatAdapter(source).send(request({ type: 'text', text: 'x' })));
+      expect(never).not.toBeInstanceOf(SendOutcomeUnknownError);
+      expect(never.message).toMatch(new RegExp(`could not be reached \\(${code}\\)`));
+    }
   });
 
   it('a custom/send that may have reached WeChat unanswered (connection reset, 5xx) is an unknown outcome, not a retry', async () => {
