@@ -16,12 +16,26 @@ export function maskEmailAddresses(text: string): string {
   return text.replace(emailPattern, (_m, first: string, domain: string) => `${first}***@${domain}`);
 }
 
-/** Phone numbers (7 digits or more) keep their last 3 digits. */
+// A dotted-quad IPv4 address (each part 0-255, not part of a longer run of digits and dots).
+const ipv4Pattern = /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d]|\.\d)/g;
+
+/** Phone numbers (7 digits or more) keep their last 3 digits; IPv4 addresses are not phone numbers and stay readable. */
 export function maskPhoneNumbers(text: string): string {
+  if (!text.includes('.')) return maskPhoneRuns(text);
+  let out = '';
+  let from = 0;
+  for (const ip of text.matchAll(ipv4Pattern)) {
+    out += maskPhoneRuns(text.slice(from, ip.index)) + ip[0];
+    from = ip.index + ip[0].length;
+  }
+  return out + maskPhoneRuns(text.slice(from));
+}
+
+function maskPhoneRuns(text: string): string {
   return text.replace(phonePattern, (match) => {
     // An ISO date (2024-05-01…) is not a phone number, but what follows it may be one.
     const date = /^\d{4}-\d{2}-\d{2}(?!\d)/.exec(match)?.[0];
-    if (date) return date + maskPhoneNumbers(match.slice(date.length));
+    if (date) return date + maskPhoneRuns(match.slice(date.length));
     const digits = match.replace(/\D/g, '');
     if (digits.length < 7) return match;
     return `${match.startsWith('+') ? '+' : ''}***${digits.slice(-3)}`;

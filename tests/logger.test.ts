@@ -103,4 +103,15 @@ describe('maskPersonalData', () => {
     expect(maskPersonalData('at 2024-05-01 10:00 from 13800138000')).toBe('at 2024-05-01 10:00 from ***000');
     expect(maskPersonalData('2024-05-01 13800138000')).toBe('2024-05-01 ***000');
   });
+
+  it('keeps IPv4 addresses readable, and still masks a phone number beside one', () => {
+    expect(maskPersonalData('refused 192.168.10.200: a private address')).toBe('refused 192.168.10.200: a private address');
+    expect(maskPersonalData('connect ECONNREFUSED 10.0.0.5:8080')).toBe('connect ECONNREFUSED 10.0.0.5:8080');
+    expect(maskPersonalData('from 203.0.113.77 for 13800138000')).toBe('from 203.0.113.77 for ***000');
+    expect(maskPersonalData('13800138000 at 172.16.254.1.')).toBe('***000 at 172.16.254.1.');
+    // Not an address: a part over 255, or a fifth group, is a number written with dots.
+    expect(maskPersonalData('call 415.867.5309')).toBe('call ***309');
+    expect(maskPersonalData('call 06.12.34.56.78')).toBe('call ***678');
+    expect(maskPersonalData('call 212.555.123.4567')).toBe('call ***567');
+  });
 });
