@@ -82,17 +82,24 @@ local function disconnected(member, agentId)
   end
   if f[1] ~= 'online' then return end
   setAgentStatus(prefix, f[2], agentId, 'away', nowIso, nowMs, 'disconnected')
-  redis.call('HSET', stateKey, 'awayReason', 'disconnected')
+  redis.call('HSET', stateKey, 'awayReason', 'disconnected', 'awaySinceMs', nowMs)
   if handbackMs > 0 then redis.call('ZADD', KEYS[1], nowMs + handbackMs, 'handback|' .. agentId) end
 end
 
 -- An agent away by disconnect all through the handback period: its customers are not left waiting on it.
 -- Each open conversation it holds goes back to its queue and on to another agent with room, as when an
--- agent is removed. Back online (reconnected) or a status chosen since: nothing happens.
+-- agent is removed. Back online (reconnected) or a status chosen since: nothing happens. A timer left from an
+-- earlier disconnect (the agent came back, then went again) waits for this one's period: the batch's ZREM of
+-- the shared member may have taken the new timer with it, so it is put back at the new due time.
 local function handBack(agentId)
   local stateKey = agentKey(prefix, agentId)
-  local f = redis.call('HMGET', stateKey, 'status', 'awayReason', 'accountId')
-  if f[1] ~= 'away' or f[2] ~= 'disconnected' or not f[3] then return end
+  local f = redis.call('HMGET', stateKey, 'status', 'awayReason', 'accountId', 'awaySinceMs')
+  if f[1] ~= 'away' or f[2] ~= 'disconnected' or not f[3] or handbackMs <= 0 then return end
+  local dueAt = tonumber(f[4] or '0') + handbackMs
+  if dueAt > nowMs then
+    redis.call('ZADD', KEYS[1], dueAt, 'handback|' .. agentId)
+    return
+  end
   for _, convId in ipairs(redis.call('SMEMBERS', stateKey .. ':convs')) do
     local convKey = prefix .. ':conv:' .. convId
     local c = redis.call('HMGET', convKey, 'status', 'assigneeId', 'channel')

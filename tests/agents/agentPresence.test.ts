@@ -164,6 +164,10 @@ describe('agent presence follows the agent sockets', () => {
       // Gone for good: both go on to the other agent, and the first one's load is freed.
       back.close();
       await waitFor(agentStatus, (s) => s === 'away', 'away again', 6000);
+      // A handback timer left from the first absence, due now, waits for this absence's period.
+      await quick.gateway.redis.zadd(quick.gateway.keys.routingTimers, 0, `handback|${tenant.agentId}`);
+      await sleep(800);
+      expect(await assignees()).toEqual(held);
       const moved = await waitFor(assignees, (a) => Object.values(a).every((id) => id === otherId), 'both handed to the other agent', 8000);
       expect(Object.keys(moved).sort()).toEqual(Object.keys(held).sort());
       const events = await streamEvents(quick, tenant.accountId);

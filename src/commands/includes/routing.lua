@@ -423,7 +423,7 @@ local function setAgentStatus(prefix, accountId, agentId, status, nowIso, nowMs,
   end
   if status ~= previous then
     -- Only the status the disconnect timer set is given back on reconnect (fireRoutingTimers sets the reason after this).
-    redis.call('HDEL', stateKey, 'awayReason')
+    redis.call('HDEL', stateKey, 'awayReason', 'awaySinceMs')
     redis.call('HSET', stateKey, 'statusSince', nowIso)
     if status == 'online' then
       redis.call('HSET', stateKey, 'lastActivityMs', nowMs)
