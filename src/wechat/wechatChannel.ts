@@ -9,7 +9,7 @@ import type { ApiRegistry } from '../http/apiRoutes.ts';
 import type { PushAnswer, PushInput } from '../http/pushLane.ts';
 import { badRequest, HttpError, notFound } from '../http/errors.ts';
 import type { InboxDirectory, InboxRecord } from '../inboxes/inboxDirectory.ts';
-import type { InboundAcceptor } from '../ingest/acceptInbound.ts';
+import { InboundBusyError, type InboundAcceptor } from '../ingest/acceptInbound.ts';
 import type { Logger } from '../logger.ts';
 
 interface WechatCredentials { appId: string; appSecret: string; token: string; encodingAESKey?: string }
@@ -105,7 +105,16 @@ export class WechatChannel {
         accountId: inbox.accountId, inboxId: inbox.id, channel: 'wechat', channelId: push.openId, externalId: push.externalId,
         event: push.event, attributes: push.attributes, sentAt: push.sentAt,
       });
-    if (!(await withinDeadline(queued, this.deps.deadlineMs ?? wechatAnswerDeadlineMs))) {
+    const inTime = await withinDeadline(queued, this.deps.deadlineMs ?? wechatAnswerDeadlineMs).catch((error: unknown) => {
+      if (error instanceof InboundBusyError) return 'busy' as const;
+      throw error;
+    });
+    // Any answer but `success` or silence shows the follower an error: silence, and WeChat sends it again.
+    if (inTime === 'busy') {
+      this.deps.log.warn({ inboxId: inbox.id }, 'wechat push refused: the gateway is queueing all it can hold; left for the retry');
+      return { hangUp: true };
+    }
+    if (!inTime) {
       // Silence, not a late answer: WeChat retries, and the retry finds the message already queued.
       this.deps.log.warn({ inboxId: inbox.id }, 'wechat push not queued within the deadline; left for the retry');
       return { hangUp: true };

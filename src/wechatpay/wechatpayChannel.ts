@@ -7,7 +7,7 @@ import {
 } from '../../adapters/wechatpay/wechatpayNotification.ts';
 import type { ApiRegistry } from '../http/apiRoutes.ts';
 import type { InboxDirectory } from '../inboxes/inboxDirectory.ts';
-import type { InboundAcceptor } from '../ingest/acceptInbound.ts';
+import { InboundBusyError, type InboundAcceptor } from '../ingest/acceptInbound.ts';
 import type { Logger } from '../logger.ts';
 
 import type { PlatformCertificates, WechatpayCredentials } from './platformCertificates.ts';
@@ -28,7 +28,10 @@ export class WechatpayChannel {
         } catch (error) {
           const [status, message] = error instanceof WechatpayAuthError ? [401, error.message]
             : error instanceof WechatpayPayloadError ? [400, error.message]
-              : error instanceof InboxNotFound ? [404, 'inbox not found'] : [500, '失败'];
+              : error instanceof InboxNotFound ? [404, 'inbox not found']
+                : error instanceof InboundBusyError ? [503, '系统繁忙'] : [500, '失败'];
+          // Busy is expected under load and WeChat Pay sends the notification again: a warning, not an error.
+          if (status === 503) this.deps.log.warn({ inboxId: params.inboxId }, 'wechatpay notification refused: busy; left for the retry');
           if (status === 500) this.deps.log.error({ err: (error as Error).message, inboxId: params.inboxId }, 'wechatpay notification failed');
           ctx.status = status;
           ctx.body = { code: 'FAIL', message };

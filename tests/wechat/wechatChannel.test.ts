@@ -11,6 +11,7 @@ import { createHttpApp, createHttpServer } from '../../src/http/server.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { WechatChannel } from '../../src/wechat/wechatChannel.ts';
+import { InboundBusyError } from '../../src/ingest/acceptInbound.ts';
 import { streamEvents, waitFor } from '../support/coreFixtures.ts';
 import { createTenant, startTestGateway, type Tenant, type TestGateway } from '../support/testGateway.ts';
 
@@ -172,13 +173,12 @@ describe('WeChat Official Account server URL', () => {
 });
 
 describe('WeChat deadline', () => {
-  it('answers nothing (WeChat will retry) when the message cannot be queued in time, never late', async () => {
+  /** A push to a channel whose acceptor does `accepting`: answered (status) or dropped (no answer at all). */
+  async function pushOutcome(accepting: () => Promise<never>): Promise<string> {
     const inbox = { id: 'inb_slow', accountId: 'acc_1', type: 'wechat', enabled: true, settings: {} };
-    // Redis is "slow": the acceptor never finishes.
-    const hanging = new Promise<never>(() => undefined);
     const channel = new WechatChannel({
       inboxes: { records: { getAnyAccount: async () => inbox }, credentials: () => ({ appId, appSecret: 's', token }) } as never,
-      acceptor: { accept: () => hanging, acceptContactEvent: () => hanging } as never,
+      acceptor: { accept: accepting, acceptContactEvent: accepting } as never,
       log: createLogger('silent'), deadlineMs: 200,
     });
     const registry = new ApiRegistry();
@@ -196,11 +196,19 @@ describe('WeChat deadline', () => {
       const nonce = '42';
       const query = new URLSearchParams({ timestamp, nonce, signature: wechatSignature(token, timestamp, nonce) });
       const body = '<xml><ToUserName>gh</ToUserName><FromUserName>oU</FromUserName><CreateTime>1714036504</CreateTime><MsgType>text</MsgType><Content>hi</Content><MsgId>1</MsgId></xml>';
-      const outcome = await fetch(`http://127.0.0.1:${port}/wechat/inb_slow?${query}`, { method: 'POST', body, headers: { 'content-type': 'text/xml' } })
+      return await fetch(`http://127.0.0.1:${port}/wechat/inb_slow?${query}`, { method: 'POST', body, headers: { 'content-type': 'text/xml' } })
         .then((r) => `answered ${r.status}`, (e: Error) => `dropped: ${e.message}`);
-      expect(outcome).toMatch(/^dropped/);
     } finally {
       server.close();
     }
+  }
+
+  it('answers nothing (WeChat will retry) when the message cannot be queued in time, never late', async () => {
+    // Redis is "slow": the acceptor never finishes.
+    expect(await pushOutcome(() => new Promise<never>(() => undefined))).toMatch(/^dropped/);
+  });
+
+  it('answers nothing either when the gateway is too busy to queue it (a 503 would show the follower an error)', async () => {
+    expect(await pushOutcome(() => Promise.reject(new InboundBusyError()))).toMatch(/^dropped/);
   });
 });
