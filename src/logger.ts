@@ -17,7 +17,7 @@ export function maskEmailAddresses(text: string): string {
 }
 
 // A dotted-quad IPv4 address (each part 0-255, not part of a longer run of digits and dots).
-const ipv4Pattern = /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d]|\.\d)/g;
+const ipv4Pattern = /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?!\d|\.\d)/g;
 
 /** Phone numbers (7 digits or more) keep their last 3 digits; IPv4 addresses are not phone numbers and stay readable. */
 export function maskPhoneNumbers(text: string): string {

@@ -109,14 +109,10 @@ export class WechatChannel {
       if (error instanceof InboundBusyError) return 'busy' as const;
       throw error;
     });
-    // Any answer but `success` or silence shows the follower an error: silence, and WeChat sends it again.
-    if (inTime === 'busy') {
-      this.deps.log.warn({ inboxId: inbox.id }, 'wechat push refused: the gateway is queueing all it can hold; left for the retry');
-      return { hangUp: true };
-    }
-    if (!inTime) {
-      // Silence, not a late answer: WeChat retries, and the retry finds the message already queued.
-      this.deps.log.warn({ inboxId: inbox.id }, 'wechat push not queued within the deadline; left for the retry');
+    if (inTime !== true) {
+      // Silence, not a late answer or an error body (which shows the follower an error): WeChat retries, and the
+      // retry finds the message queued (late) or a line with room again (busy).
+      this.deps.log.warn({ inboxId: inbox.id, reason: inTime === 'busy' ? 'busy' : 'deadline' }, 'wechat push not queued; left for the retry');
       return { hangUp: true };
     }
 

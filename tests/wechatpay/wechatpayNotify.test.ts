@@ -9,6 +9,7 @@ import { wechatSignature } from '../../adapters/wechat/wechatCrypto.ts';
 import {
   decryptWechatpayResource, normalizeWechatpayResource, parseWechatpayNotification, verifyWechatpaySignature, wechatpayVerificationKeys,
 } from '../../adapters/wechatpay/wechatpayNotification.ts';
+import { InboundBusyError } from '../../src/ingest/acceptInbound.ts';
 import { streamEvents, waitFor } from '../support/coreFixtures.ts';
 import { createTenant, startTestGateway, type Tenant, type TestGateway } from '../support/testGateway.ts';
 import {
@@ -182,5 +183,25 @@ describe('WeChat Pay notify URL', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.message).toMatch(/transaction resource/);
     expect((await streamEvents(t, tenant.accountId)).length).toBe(before);
+  });
+
+  it('answers 503 FAIL and records nothing while the gateway is too busy to queue, then takes the retry', async () => {
+    const transactionId = `42000000012026120300${randomBytes(4).toString('hex')}`;
+    const paid = transactionNotification(`EV-${randomBytes(4).toString('hex')}`, 'oBusyPayer', transactionId);
+    const acceptor = t.gateway.acceptor;
+    const acceptPayment = acceptor.acceptPayment;
+    acceptor.acceptPayment = () => Promise.reject(new InboundBusyError());
+    const before = (await streamEvents(t, tenant.accountId)).length;
+    try {
+      const busy = await notify(signedNotification(paid));
+      expect(busy.status).toBe(503);
+      expect(busy.body).toMatchObject({ code: 'FAIL' });
+      expect(JSON.stringify(busy.body)).not.toMatch(/at .*\.ts:\d+/);
+    } finally {
+      acceptor.acceptPayment = acceptPayment;
+    }
+    expect((await streamEvents(t, tenant.accountId)).length).toBe(before);
+    expect((await notify(signedNotification(paid))).status).toBe(204);
+    await waitFor(() => streamEvents(t, tenant.accountId), (e) => e.some((x) => x.type === 'payment.succeeded' && (x.data as { transactionId?: string }).transactionId === transactionId), 'the retried payment');
   });
 });
