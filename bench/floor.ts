@@ -7,7 +7,7 @@ import { jobOptions, type InboundJob } from '../src/queues.ts';
 import { createRedis } from '../src/redis/connection.ts';
 import { CpuMeter } from './stats.ts';
 
-export interface FloorResult { jobs: number; seconds: number; jobsPerSecond: number; processCore: number; redisCore: number }
+export interface FloorResult { jobs: number; seconds: number; jobsPerSecond: number; processCore: number; redisCore: number; redisChildCore: number; aofRewrites: number; aofBytes: number }
 
 function inboundJob(run: string, index: number, seq: number): InboundJob {
   const visitorId = `v_bench${run}${index % 250}`;

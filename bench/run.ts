@@ -4,7 +4,8 @@
 // ≤ 50 ms at 200 msg/s. Env: BENCH_N (10000), BENCH_ROUNDS (5: floor and gateway take turns; the median
 // round is the verdict), BENCH_RATE (200), BENCH_SECONDS (10), REDIS_URL (else an embedded redis-server
 // with AOF as in production), BENCH_JSON=1 to print the result as JSON too, BENCH_CPU_PROF=dir to write
-// a CPU profile of the last round's gateway throughput phase (the profiler's cost is in that round's figures).
+// a CPU profile of the last round's gateway throughput phase (the profiler's cost is in that round's figures),
+// BENCH_NO_REWRITE=1 to turn the embedded Redis's automatic AOF rewrites off (to see what they cost a round).
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -26,7 +27,7 @@ const perVisitorBurst = 20;
 const warmupMessages = 2000;
 const agentCapacityLimit = 1000;
 
-interface PhaseLoad { gatewayCore: number; redisCore: number; loopDelayP99Ms: number; loopDelayMaxMs: number }
+interface PhaseLoad { gatewayCore: number; redisCore: number; redisChildCore: number; aofRewrites: number; aofBytes: number; loopDelayP99Ms: number; loopDelayMaxMs: number }
 
 async function runClients(config: LoadConfig, meterFor: () => CpuMeter, profileFile?: string) {
   const child = fork(new URL('./loadClients.ts', import.meta.url), [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
@@ -52,7 +53,7 @@ async function runClients(config: LoadConfig, meterFor: () => CpuMeter, profileF
         } else {
           const delay = { loopDelayP99Ms: loopDelay.percentile(99) / 1e6, loopDelayMaxMs: loopDelay.max / 1e6 };
           measured = meter!.stop().then(async (cpu) => {
-            phases[message.name] = { gatewayCore: cpu.processCore, redisCore: cpu.redisCore, ...delay };
+            phases[message.name] = { gatewayCore: cpu.processCore, redisCore: cpu.redisCore, redisChildCore: cpu.redisChildCore, aofRewrites: cpu.aofRewrites, aofBytes: cpu.aofBytes, ...delay };
             if (profile) await profile.stop(profileFile!);
             profile = undefined;
           }, reject);
@@ -69,6 +70,8 @@ async function runClients(config: LoadConfig, meterFor: () => CpuMeter, profileF
 const num = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '—');
 const pct = (value: number) => `${(value * 100).toFixed(0)}%`;
 const cpuMs = (core: number, seconds: number, count: number) => ((core * seconds * 1000) / count).toFixed(3);
+// Across a rewrite the incremental AOF starts over, so what a phase appended is known only without one.
+const aofPerMessage = (rewrites: number, bytes: number, count: number) => (rewrites === 0 ? (bytes / count).toFixed(0) : '—');
 const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
 const row = (name: string, s: LatencySummary, note = '') =>
   `  ${`${name} (${s.count})`.padEnd(34)}${[s.p50, s.p95, s.p99, s.max].map((v) => num(v).padStart(9)).join('')} ms  ${note}`;
@@ -152,6 +155,7 @@ async function main() {
   const observer = createRedis(redisUrl, 'bench-observer');
   // Our own redis-server only: record its stalls (fork, fsync, slow commands) over 10 ms.
   await benchServer.watchStalls(observer);
+  if (embedded && process.env.BENCH_NO_REWRITE === '1') await observer.config('SET', 'auto-aof-rewrite-percentage', '0');
   const gatewayUnderTest = { stop: async () => {} };
   try {
     // The floor and the gateway take turns, round after round, and the verdict is the median round:
@@ -181,7 +185,9 @@ async function main() {
       const phase = result.phases.throughput;
       // CPU per message (process / redis) beside the rates: spent time, which the host's steal does not inflate.
       console.log(`  round ${round + 1}/${roundCount}: floor ${floor.jobsPerSecond.toFixed(0)} jobs/s (cpu ${cpuMs(floor.processCore, floor.seconds, floor.jobs)} / ${cpuMs(floor.redisCore, floor.seconds, floor.jobs)} ms), ` +
-        `gateway ${t.messagesPerSecond.toFixed(0)} msg/s (cpu ${cpuMs(phase?.gatewayCore ?? NaN, t.seconds, t.received)} / ${cpuMs(phase?.redisCore ?? NaN, t.seconds, t.received)} ms), ratio ${(100 * t.messagesPerSecond / floor.jobsPerSecond).toFixed(1)} %`);
+        `gateway ${t.messagesPerSecond.toFixed(0)} msg/s (cpu ${cpuMs(phase?.gatewayCore ?? NaN, t.seconds, t.received)} / ${cpuMs(phase?.redisCore ?? NaN, t.seconds, t.received)} ms), ratio ${(100 * t.messagesPerSecond / floor.jobsPerSecond).toFixed(1)} %` +
+        `; AOF rewrites during floor / gateway ${floor.aofRewrites} / ${phase?.aofRewrites ?? '—'} (their cpu ${pct(floor.redisChildCore)} / ${pct(phase?.redisChildCore ?? NaN)} of a core)` +
+        `; AOF bytes per message ${aofPerMessage(floor.aofRewrites, floor.aofBytes, floor.jobs)} / ${aofPerMessage(phase?.aofRewrites ?? 1, phase?.aofBytes ?? 0, t.received)}`);
     }
     const byRatio = [...rounds].sort((a, b) => a.result.throughput.messagesPerSecond / a.floor.jobsPerSecond - b.result.throughput.messagesPerSecond / b.floor.jobsPerSecond);
     const median = byRatio[Math.floor(byRatio.length / 2)]!;

@@ -12,17 +12,26 @@ export function summarizeLatency(samplesMs: number[]): LatencySummary {
   return { count: sorted.length, p50: at(50), p95: at(95), p99: at(99), max: sorted.length ? sorted[sorted.length - 1]! : NaN };
 }
 
-/** CPU seconds spent by redis-server so far (main thread and background threads). */
-export async function redisCpuSeconds(redis: Redis): Promise<number> {
-  const info = await redis.info('cpu');
+/**
+ * CPU seconds spent by redis-server so far (main thread and background threads), by its finished children
+ * (AOF rewrites: they compete for the same cores, but Redis counts them apart), and its AOF rewrites so far.
+ */
+export async function redisCpuSeconds(redis: Redis): Promise<{ own: number; children: number; aofRewrites: number; aofBytes: number }> {
+  const info = (await redis.info('cpu')) + (await redis.info('persistence'));
   const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
-  return field('used_cpu_user') + field('used_cpu_sys');
+  return {
+    own: field('used_cpu_user') + field('used_cpu_sys'),
+    children: field('used_cpu_user_children') + field('used_cpu_sys_children'),
+    aofRewrites: field('aof_rewrites'),
+    // What the incremental AOF holds: a span's difference is what it appended, unless a rewrite ran in it.
+    aofBytes: field('aof_current_size') - field('aof_base_size'),
+  };
 }
 
 /** CPU of this process and of Redis across a span, as a share of one core. */
 export class CpuMeter {
   private processStart = process.cpuUsage();
-  private redisStart = 0;
+  private redisStart = { own: 0, children: 0, aofRewrites: 0, aofBytes: 0 };
   private wallStart = performance.now();
 
   constructor(private readonly redis: Redis) {}
@@ -33,11 +42,17 @@ export class CpuMeter {
     this.wallStart = performance.now();
   }
 
-  async stop(): Promise<{ processCore: number; redisCore: number }> {
+  async stop(): Promise<{ processCore: number; redisCore: number; redisChildCore: number; aofRewrites: number; aofBytes: number }> {
     const used = process.cpuUsage(this.processStart);
     const wallSeconds = (performance.now() - this.wallStart) / 1000;
-    const redisSeconds = (await redisCpuSeconds(this.redis)) - this.redisStart;
-    return { processCore: (used.user + used.system) / 1e6 / wallSeconds, redisCore: redisSeconds / wallSeconds };
+    const redis = await redisCpuSeconds(this.redis);
+    return {
+      processCore: (used.user + used.system) / 1e6 / wallSeconds,
+      redisCore: (redis.own - this.redisStart.own) / wallSeconds,
+      redisChildCore: (redis.children - this.redisStart.children) / wallSeconds,
+      aofRewrites: redis.aofRewrites - this.redisStart.aofRewrites,
+      aofBytes: redis.aofBytes - this.redisStart.aofBytes,
+    };
   }
 }
 

@@ -346,7 +346,7 @@ async function measured<T>(observer: Redis, work: () => Promise<T>): Promise<{ r
   return {
     result,
     load: {
-      wallSeconds, serverCpuSeconds: (used.user + used.system) / 1e6, redisCpuSeconds: redisEnd - redisStart,
+      wallSeconds, serverCpuSeconds: (used.user + used.system) / 1e6, redisCpuSeconds: redisEnd.own - redisStart.own,
       ...((end) => ({ steal: stealBetween(ticks, end), hostBusyCores: busyCoresBetween(ticks, end) }))(hostTicks()), loopDelayP99Ms: loopDelay.percentile(99) / 1e6, loopDelayMaxMs: loopDelay.max / 1e6,
     },
   };
