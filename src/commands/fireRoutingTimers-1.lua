@@ -105,8 +105,7 @@ local function handBack(agentId)
     local c = redis.call('HMGET', convKey, 'status', 'assigneeId', 'channel')
     if c[1] == 'open' and c[2] == agentId then
       releaseCapacity(prefix, f[3], agentId, c[3], convId, true)
-      redis.call('HSET', convKey, 'assigneeId', '')
-      requeue(prefix, convKey, nowIso, nowMs)
+      handBackToQueue(prefix, convKey, agentId, nowIso, nowMs)
     end
   end
   refreshAgent(prefix, f[3], agentId)

@@ -1,6 +1,7 @@
 --[[
   removeAgent: an agent leaves the account: offline (agent.status_changed), out of every queue, and
-  each conversation it held or was offered goes back to its queue and on to another agent at once.
+  each conversation it held or was offered goes back to its queue and on to another agent at once. One it
+  held takes back the place in line it had before (handBackToQueue); one it was offered never lost it.
 
   KEYS[1] the agent's state hash
   ARGV[1] prefix   ARGV[2] now (ISO)   ARGV[3] now (ms)   ARGV[4] account id   ARGV[5] agent id
@@ -23,8 +24,10 @@ for _, convId in ipairs(convs) do
   local convKey = prefix .. ':conv:' .. convId
   local f = redis.call('HMGET', convKey, 'status', 'assigneeId', 'offeredTo', 'channel')
   releaseCapacity(prefix, accountId, agentId, f[4], convId)
-  if f[1] == 'open' and (f[2] == agentId or f[3] == agentId) then
-    redis.call('HSET', convKey, 'assigneeId', '')
+  if f[1] == 'open' and f[2] == agentId then
+    handBackToQueue(prefix, convKey, agentId, nowIso, nowMs)
+  elseif f[1] == 'open' and f[3] == agentId then
+    -- Only offered: it kept its place in line all along.
     redis.call('HDEL', convKey, 'offeredTo', 'offerExpiresMs')
     requeue(prefix, convKey, nowIso, nowMs)
   end

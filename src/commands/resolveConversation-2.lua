@@ -19,7 +19,7 @@ if f[1] ~= 'open' then return {'already'} end
 local withdrawn = withdrawOffer(prefix, KEYS[1])
 redis.call('HSET', KEYS[1], 'status', 'resolved', 'resolvedAt', nowIso, 'resolvedAtMs', nowMs, 'resolvedBy', ARGV[3],
   'updatedAt', nowIso, 'assigneeId', '')
-redis.call('HDEL', KEYS[1], 'routed', 'routingClaim', 'waitingSince', 'waitingSinceMs')
+redis.call('HDEL', KEYS[1], 'routed', 'routingClaim', 'waitingSince', 'waitingSinceMs', 'placeInLineMs', 'handedBackBy')
 redis.call('HINCRBY', KEYS[1], 'routeGen', 1) -- timers of this life of the conversation no longer apply
 if redis.call('GET', KEYS[2]) == f[3] then redis.call('DEL', KEYS[2]) end
 redis.call('ZADD', prefix .. ':resolved', nowMs, f[3])

@@ -173,6 +173,9 @@ describe('agent presence follows the agent sockets', () => {
       const events = await streamEvents(quick, tenant.accountId);
       expect(eventsOfType(events, 'conversation.assigned').map((e) => (e.data as { assigneeId: string }).assigneeId).sort())
         .toEqual([tenant.agentId, tenant.agentId, otherId, otherId].sort());
+      // The hand-back names the agent it came from.
+      expect(eventsOfType(events, 'conversation.assigned').filter((e) => (e.data as { assigneeId: string }).assigneeId === otherId)
+        .map((e) => (e.data as { previousAssigneeId?: string }).previousAssigneeId)).toEqual([tenant.agentId, tenant.agentId]);
       const firstState = (await quick.api('GET', agentPath(tenant.agentId), { key: tenant.apiKey })).body.state;
       expect(firstState.status).toBe('away');
       expect(await quick.gateway.redis.scard(`${quick.gateway.keys.agentState(tenant.agentId)}:convs`)).toBe(0);

@@ -163,5 +163,28 @@ describe('routing strategies, fairness and the waiting order', () => {
     const after = await f.assignees(conversations);
     expect(after.filter((a) => a === staying.id)).toHaveLength(1);
     expect(after.filter((a) => a === null)).toHaveLength(1);
+    // Both name the agent they came from: the one placed in its conversation.assigned, the other in its conversation.queued.
+    const taken = conversations[after.indexOf(staying.id)]!;
+    const left = conversations[after.indexOf(null)]!;
+    expect((await f.eventsOf(taken, 'conversation.assigned')).at(-1)!.data).toMatchObject({ assigneeId: staying.id, previousAssigneeId: leaving.id });
+    expect((await f.eventsOf(left, 'conversation.queued')).at(-1)!.data).toMatchObject({ previousAssigneeId: leaving.id });
+  });
+
+  it('gives a conversation handed back by a removed agent its place in line ahead of customers who came later', async () => {
+    const f = await RoutingFixture.create(t);
+    const leaving = await f.agent('Leaving', 1);
+    const held = await f.newConversation('I was here first');
+    expect(await f.assignees([held])).toEqual([leaving.id]);
+    const later = await f.newConversation('I came later');
+    expect(await f.assignees([later])).toEqual([null]);
+    const staying = await f.agent('Staying', 1, { online: false });
+    await f.ok('DELETE', `/agents/${leaving.id}`);
+    expect(await f.assignees([held, later])).toEqual([null, null]);
+    // One place free: the customer who has waited longest gets it, not the one who came after.
+    await f.status(staying.id, 'online');
+    expect(await f.assignees([held, later])).toEqual([staying.id, null]);
+    // And once it is placed again, its old place is not kept for a later hand-back.
+    await f.ok('POST', `/conversations/${held}/resolve`);
+    expect(await f.assignees([later])).toEqual([staying.id]);
   });
 });

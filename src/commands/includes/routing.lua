@@ -158,16 +158,20 @@ end
 
 -- assignTo: the agent now holds the conversation. `reserved` says its capacity was taken by an offer.
 local function assignTo(prefix, convKey, agentId, nowIso, nowMs, eventType, previousAgentId, note, reserved)
-  local f = redis.call('HMGET', convKey, 'id', 'accountId', 'inboxId', 'channel', 'contactId', 'teamId', 'visitorHint')
+  local f = redis.call('HMGET', convKey, 'id', 'accountId', 'inboxId', 'channel', 'contactId', 'teamId', 'visitorHint', 'waitingSinceMs', 'handedBackBy')
   local convId, accountId, channel, queueId = f[1], f[2], f[4], f[6]
+  -- Handed back by an agent who went away: that agent is the one it came from.
+  if (not previousAgentId or previousAgentId == '') and f[9] and f[9] ~= agentId then previousAgentId = f[9] end
   leaveWaiting(prefix, convKey, { convId, accountId, queueId, channel })
+  -- Its place in line, should this agent let go of it through no doing of the customer's (handBackToQueue).
+  if f[8] then redis.call('HSET', convKey, 'placeInLineMs', f[8]) end
   if not reserved then takeCapacity(prefix, accountId, agentId, channel, convId, nowMs) end
   if queueId and queueId ~= '' then
     notePace(prefix, accountId, queueId, nowMs)
     if not reserved then advanceTurn(prefix, accountId, queueId, agentId) end
   end
   redis.call('HSET', convKey, 'assigneeId', agentId, 'assignedAt', nowIso, 'updatedAt', nowIso)
-  redis.call('HDEL', convKey, 'offeredTo', 'offerExpiresMs', 'waitingSince', 'waitingSinceMs')
+  redis.call('HDEL', convKey, 'offeredTo', 'offerExpiresMs', 'waitingSince', 'waitingSinceMs', 'handedBackBy')
   redis.call('DEL', convKey .. ':declined')
   redis.call('HSET', prefix .. ':contact:' .. f[5], 'lastAgentId', agentId, 'lastAgentMs', nowMs)
   local n = redis.call('HINCRBY', convKey, 'assignments', 1)
@@ -347,7 +351,7 @@ end
 -- otherwise emits conversation.queued with its position and estimated wait.
 -- Returns {'assigned', agentId} | {'offered', agentId} | {'queued', position}
 local function enqueue(prefix, convKey, queueId, waitingSinceMs, nowIso, nowMs)
-  local f = redis.call('HMGET', convKey, 'id', 'accountId', 'inboxId', 'channel', 'priority', 'visitorHint')
+  local f = redis.call('HMGET', convKey, 'id', 'accountId', 'inboxId', 'channel', 'priority', 'visitorHint', 'handedBackBy')
   local convId, accountId, channel = f[1], f[2], f[4]
   -- A team deleted since the route was chosen: its conversations go to the default queue.
   if queueId ~= 'default' and redis.call('EXISTS', queueKey(prefix, accountId, queueId, 'cfg')) == 0 then
@@ -367,9 +371,11 @@ local function enqueue(prefix, convKey, queueId, waitingSinceMs, nowIso, nowMs)
   if not waitingSinceIso then redis.call('HSET', convKey, 'waitingSince', nowIso) end
   local position = queuePosition(prefix, convKey)
   local n = redis.call('HINCRBY', convKey, 'queued', 1)
-  emitEvent(prefix, accountId, 'evt_' .. convId .. '_q' .. n, 'conversation.queued', conversationSource(accountId, f[3]),
-    convId, nowIso, conversationJson(convKey, '"position":' .. position .. ',"estimatedWaitSeconds":'
-      .. cjson.encode(estimatedWaitSeconds(prefix, accountId, queueId, position))), '', f[6] or '')
+  local extra = '"position":' .. position .. ',"estimatedWaitSeconds":' .. cjson.encode(estimatedWaitSeconds(prefix, accountId, queueId, position))
+  if f[7] then extra = extra .. ',"previousAssigneeId":' .. cjson.encode(f[7]) end
+  local envelope = emitEvent(prefix, accountId, 'evt_' .. convId .. '_q' .. n, 'conversation.queued', conversationSource(accountId, f[3]),
+    convId, nowIso, conversationJson(convKey, extra), '', f[6] or '')
+  if f[7] then tellAgent(prefix, envelope, f[7]) end
   return {'queued', tostring(position)}
 end
 
@@ -393,6 +399,18 @@ local function requeue(prefix, convKey, nowIso, nowMs)
   local queueId = f[1]
   if not queueId or queueId == '' then queueId = 'default' end
   return enqueue(prefix, convKey, queueId, tonumber(f[2] or nowMs), nowIso, nowMs)
+end
+
+-- handBackToQueue: the agent holding the conversation let go of it through no doing of the customer's (removed,
+-- or away by disconnect past the handback period). It waits again at the place in line it had before that agent
+-- got it, not behind customers who came later, and what follows (queued, assigned) names that agent as
+-- previousAssigneeId. Capacity is the caller's to release.
+local function handBackToQueue(prefix, convKey, agentId, nowIso, nowMs)
+  local f = redis.call('HMGET', convKey, 'placeInLineMs', 'waitingSinceMs')
+  redis.call('HSET', convKey, 'assigneeId', '', 'handedBackBy', agentId)
+  redis.call('HDEL', convKey, 'offeredTo', 'offerExpiresMs')
+  if f[1] and not f[2] then redis.call('HSET', convKey, 'waitingSinceMs', f[1]) end
+  return requeue(prefix, convKey, nowIso, nowMs)
 end
 
 -- letOfferGo: the agent declined the offer, let it expire or went away: its reserved capacity is
