@@ -70,8 +70,8 @@ async function runClients(config: LoadConfig, meterFor: () => CpuMeter, profileF
 const num = (value: number) => (Number.isFinite(value) ? value.toFixed(1) : '—');
 const pct = (value: number) => `${(value * 100).toFixed(0)}%`;
 const cpuMs = (core: number, seconds: number, count: number) => ((core * seconds * 1000) / count).toFixed(3);
-// Across a rewrite the incremental AOF starts over, so what a phase appended is known only without one.
-const aofPerMessage = (rewrites: number, bytes: number, count: number) => (rewrites === 0 ? (bytes / count).toFixed(0) : '—');
+// Across a rewrite the incremental AOF starts over, so what a phase appended is known only without one (else NaN).
+const aofPerMessage = (bytes: number, count: number) => (Number.isFinite(bytes) ? (bytes / count).toFixed(0) : '—');
 const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
 const row = (name: string, s: LatencySummary, note = '') =>
   `  ${`${name} (${s.count})`.padEnd(34)}${[s.p50, s.p95, s.p99, s.max].map((v) => num(v).padStart(9)).join('')} ms  ${note}`;
@@ -187,7 +187,7 @@ async function main() {
       console.log(`  round ${round + 1}/${roundCount}: floor ${floor.jobsPerSecond.toFixed(0)} jobs/s (cpu ${cpuMs(floor.processCore, floor.seconds, floor.jobs)} / ${cpuMs(floor.redisCore, floor.seconds, floor.jobs)} ms), ` +
         `gateway ${t.messagesPerSecond.toFixed(0)} msg/s (cpu ${cpuMs(phase?.gatewayCore ?? NaN, t.seconds, t.received)} / ${cpuMs(phase?.redisCore ?? NaN, t.seconds, t.received)} ms), ratio ${(100 * t.messagesPerSecond / floor.jobsPerSecond).toFixed(1)} %` +
         `; AOF rewrites during floor / gateway ${floor.aofRewrites} / ${phase?.aofRewrites ?? '—'} (their cpu ${pct(floor.redisChildCore)} / ${pct(phase?.redisChildCore ?? NaN)} of a core)` +
-        `; AOF bytes per message ${aofPerMessage(floor.aofRewrites, floor.aofBytes, floor.jobs)} / ${aofPerMessage(phase?.aofRewrites ?? 1, phase?.aofBytes ?? 0, t.received)}`);
+        `; AOF bytes per message ${aofPerMessage(floor.aofBytes, floor.jobs)} / ${aofPerMessage(phase?.aofBytes ?? NaN, t.received)}`);
     }
     const byRatio = [...rounds].sort((a, b) => a.result.throughput.messagesPerSecond / a.floor.jobsPerSecond - b.result.throughput.messagesPerSecond / b.floor.jobsPerSecond);
     const median = byRatio[Math.floor(byRatio.length / 2)]!;

@@ -16,22 +16,23 @@ export function summarizeLatency(samplesMs: number[]): LatencySummary {
  * CPU seconds spent by redis-server so far (main thread and background threads), by its finished children
  * (AOF rewrites: they compete for the same cores, but Redis counts them apart), and its AOF rewrites so far.
  */
-export async function redisCpuSeconds(redis: Redis): Promise<{ own: number; children: number; aofRewrites: number; aofBytes: number }> {
+export async function redisCpuSeconds(redis: Redis): Promise<{ own: number; children: number; aofRewrites: number; aofBytes: number; aofBase: number }> {
   const info = (await redis.info('cpu')) + (await redis.info('persistence'));
   const field = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0);
   return {
     own: field('used_cpu_user') + field('used_cpu_sys'),
     children: field('used_cpu_user_children') + field('used_cpu_sys_children'),
     aofRewrites: field('aof_rewrites'),
-    // What the incremental AOF holds: a span's difference is what it appended, unless a rewrite ran in it.
+    // What the incremental AOF holds: a span's difference is what it appended, unless a rewrite ended in it.
     aofBytes: field('aof_current_size') - field('aof_base_size'),
+    aofBase: field('aof_base_size'),
   };
 }
 
 /** CPU of this process and of Redis across a span, as a share of one core. */
 export class CpuMeter {
   private processStart = process.cpuUsage();
-  private redisStart = { own: 0, children: 0, aofRewrites: 0, aofBytes: 0 };
+  private redisStart = { own: 0, children: 0, aofRewrites: 0, aofBytes: 0, aofBase: 0 };
   private wallStart = performance.now();
 
   constructor(private readonly redis: Redis) {}
@@ -51,7 +52,8 @@ export class CpuMeter {
       redisCore: (redis.own - this.redisStart.own) / wallSeconds,
       redisChildCore: (redis.children - this.redisStart.children) / wallSeconds,
       aofRewrites: redis.aofRewrites - this.redisStart.aofRewrites,
-      aofBytes: redis.aofBytes - this.redisStart.aofBytes,
+      // NaN when a rewrite started or ended within the span: the incremental AOF started over.
+      aofBytes: redis.aofRewrites === this.redisStart.aofRewrites && redis.aofBase === this.redisStart.aofBase ? redis.aofBytes - this.redisStart.aofBytes : NaN,
     };
   }
 }
