@@ -40,6 +40,17 @@ describe('Vonage signatures', () => {
     });
   }
 
+  it('refuses a correctly signed webhook whose timestamp is empty or not a number', () => {
+    const signedWith = (timestamp: string) => { const f = { ...inbound, timestamp }; return { ...f, sig: vonageSignature(f, credentials.signatureSecret, credentials.signatureMethod) }; };
+    expect(vonage.verify(form(signedWith(String(Math.floor(Date.now() / 1000)))), credentials)).toBe(true);
+    for (const timestamp of ['', ' ', 'abc', 'NaN', 'Infinity', '1e99']) {
+      expect(vonage.verify(form(signedWith(timestamp)), credentials), JSON.stringify(timestamp)).toBe(false);
+    }
+    // Without the field at all (older signing setups) the signature alone decides.
+    const { timestamp: _omitted, ...untimed } = inbound;
+    expect(vonage.verify(form({ ...untimed, sig: vonageSignature(untimed, credentials.signatureSecret, credentials.signatureMethod) }), credentials)).toBe(true);
+  });
+
   it('signs only when the inbox has a signature secret', () => {
     expect(vonage.signs(credentials)).toBe(true);
     expect(vonage.signs({ apiKey: 'k', apiSecret: 's', from: 'x' })).toBe(false);
