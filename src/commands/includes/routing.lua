@@ -406,10 +406,11 @@ end
 -- got it, not behind customers who came later, and what follows (queued, assigned) names that agent as
 -- previousAssigneeId. Capacity is the caller's to release.
 local function handBackToQueue(prefix, convKey, agentId, nowIso, nowMs)
-  local f = redis.call('HMGET', convKey, 'placeInLineMs', 'waitingSinceMs')
+  -- Held, so not waiting (assignTo dropped waitingSinceMs): requeue waits from placeInLineMs, else from now.
+  local placeInLine = redis.call('HGET', convKey, 'placeInLineMs')
   redis.call('HSET', convKey, 'assigneeId', '', 'handedBackBy', agentId)
   redis.call('HDEL', convKey, 'offeredTo', 'offerExpiresMs')
-  if f[1] and not f[2] then redis.call('HSET', convKey, 'waitingSinceMs', f[1]) end
+  if placeInLine then redis.call('HSET', convKey, 'waitingSinceMs', placeInLine) end
   return requeue(prefix, convKey, nowIso, nowMs)
 end
 
