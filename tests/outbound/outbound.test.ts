@@ -69,7 +69,11 @@ describe('outbound: replies, their status and sending through an adapter', () =>
     const content = { type: 'text', text: 'We refunded you.' };
     const first = await t.api('POST', messagesPath(), { key: tenant.apiKey, headers, body: { content } });
     expect(first.status).toBe(202);
-    const before = await history();
+    // Let the worker finish sending every reply so far, so nothing moves between the two snapshots but the refused request.
+    const sentAll = (items: any[]) => items.filter((m) => m.direction === 'outbound').every((m) => m.status === 'sent');
+    const before = await waitFor(() => history(), sentAll, 'every reply sent');
+    const outboundIds = before.filter((m) => m.direction === 'outbound').map((m) => m.id);
+    await waitFor(() => streamEvents(t, tenant.accountId), (e) => outboundIds.every((id) => e.some((ev) => ev.type === 'message.sent' && ev.data.id === id)), 'their message.sent events');
     const eventsBefore = (await streamEvents(t, tenant.accountId)).length;
 
     const reused = await t.api('POST', messagesPath(), { key: tenant.apiKey, headers, body: { text: 'We did not refund you.' } });
