@@ -170,6 +170,23 @@ describe('routing strategies, fairness and the waiting order', () => {
     expect((await f.eventsOf(left, 'conversation.queued')).at(-1)!.data).toMatchObject({ previousAssigneeId: leaving.id });
   });
 
+  it('tells the agent who handed a conversation back once, however often it is queued again before someone takes it', async () => {
+    const f = await RoutingFixture.create(t);
+    const leaving = await f.agent('Leaving', 1);
+    const conversation = await f.newConversation();
+    expect(await f.assignees([conversation])).toEqual([leaving.id]);
+    await f.ok('DELETE', `/agents/${leaving.id}`);
+    // No one has room: it waits, and a transfer into the default queue queues it again.
+    await f.ok('POST', `/conversations/${conversation}/transfer`, { teamId: 'default', note: 'still waiting' });
+    const queued = await f.eventsOf(conversation, 'conversation.queued');
+    expect(queued.map((e) => (e.data as { previousAssigneeId?: string }).previousAssigneeId)).toEqual([leaving.id, leaving.id]);
+    const { redis, keys } = t.gateway;
+    const told = (await redis.xrange(`${keys.prefix}:live`, '-', '+'))
+      .map(([, fields]) => ({ agentId: fields[fields.indexOf('a') + 1], event: JSON.parse(fields[fields.indexOf('e') + 1]!) as { type: string; subject: string } }))
+      .filter((entry) => entry.agentId === leaving.id && entry.event.subject === conversation && entry.event.type === 'conversation.queued');
+    expect(told).toHaveLength(1);
+  });
+
   it('gives a conversation handed back by a removed agent its place in line ahead of customers who came later', async () => {
     const f = await RoutingFixture.create(t);
     const leaving = await f.agent('Leaving', 1);

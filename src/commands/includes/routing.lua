@@ -348,9 +348,10 @@ end
 
 -- enqueue: the conversation joins a queue (keeping the time it started waiting, so an overflow or a
 -- declined offer never costs the customer their place), is placed at once when someone has room,
--- otherwise emits conversation.queued with its position and estimated wait.
+-- otherwise emits conversation.queued with its position and estimated wait. `tellAgentId`: the agent who
+-- just handed it back, whose live feed gets that conversation.queued too.
 -- Returns {'assigned', agentId} | {'offered', agentId} | {'queued', position}
-local function enqueue(prefix, convKey, queueId, waitingSinceMs, nowIso, nowMs)
+local function enqueue(prefix, convKey, queueId, waitingSinceMs, nowIso, nowMs, tellAgentId)
   local f = redis.call('HMGET', convKey, 'id', 'accountId', 'inboxId', 'channel', 'priority', 'visitorHint', 'handedBackBy')
   local convId, accountId, channel = f[1], f[2], f[4]
   -- A team deleted since the route was chosen: its conversations go to the default queue.
@@ -375,7 +376,8 @@ local function enqueue(prefix, convKey, queueId, waitingSinceMs, nowIso, nowMs)
   if f[7] then extra = extra .. ',"previousAssigneeId":' .. cjson.encode(f[7]) end
   local envelope = emitEvent(prefix, accountId, 'evt_' .. convId .. '_q' .. n, 'conversation.queued', conversationSource(accountId, f[3]),
     convId, nowIso, conversationJson(convKey, extra), '', f[6] or '')
-  if f[7] then tellAgent(prefix, envelope, f[7]) end
+  -- Told once, at the hand-back: a later overflow or transfer while it waits is no news to that agent.
+  if tellAgentId then tellAgent(prefix, envelope, tellAgentId) end
   return {'queued', tostring(position)}
 end
 
@@ -394,11 +396,11 @@ end
 
 -- requeue: a conversation whose agent let go of it (declined offer, removed agent) waits again in its
 -- queue, keeping the time it started waiting when it had one.
-local function requeue(prefix, convKey, nowIso, nowMs)
+local function requeue(prefix, convKey, nowIso, nowMs, tellAgentId)
   local f = redis.call('HMGET', convKey, 'teamId', 'waitingSinceMs')
   local queueId = f[1]
   if not queueId or queueId == '' then queueId = 'default' end
-  return enqueue(prefix, convKey, queueId, tonumber(f[2] or nowMs), nowIso, nowMs)
+  return enqueue(prefix, convKey, queueId, tonumber(f[2] or nowMs), nowIso, nowMs, tellAgentId)
 end
 
 -- handBackToQueue: the agent holding the conversation let go of it through no doing of the customer's (removed,
@@ -411,7 +413,7 @@ local function handBackToQueue(prefix, convKey, agentId, nowIso, nowMs)
   redis.call('HSET', convKey, 'assigneeId', '', 'handedBackBy', agentId)
   redis.call('HDEL', convKey, 'offeredTo', 'offerExpiresMs')
   if placeInLine then redis.call('HSET', convKey, 'waitingSinceMs', placeInLine) end
-  return requeue(prefix, convKey, nowIso, nowMs)
+  return requeue(prefix, convKey, nowIso, nowMs, agentId)
 end
 
 -- letOfferGo: the agent declined the offer, let it expire or went away: its reserved capacity is
