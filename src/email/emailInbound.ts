@@ -6,8 +6,8 @@
 //
 // It resolves when the mail is durably queued (answer the provider only then), with the job id derived
 // from the Message-ID so a provider retry, an IMAP replay or a UIDVALIDITY resync is stored once.
-// Attachments are stored like other media first (same keys on a retry). A delivery report (bounce)
-// about one of our replies marks that reply failed (message.failed) instead of opening a conversation.
+// Attachments are stored like other media first (same keys on a retry); a mail that finds the line of adds
+// full is refused before any is written. A delivery report (bounce) about one of our replies marks that reply failed (message.failed) instead of opening a conversation.
 // Automated mail (Auto-Submitted, Precedence bulk/junk/auto_reply, mailer-daemon) joins a conversation
 // it answers (a resolved one stays resolved) but opens none unless the inbox allows it; no email is ever
 // answered automatically.
@@ -68,6 +68,8 @@ export async function acceptParsedMail(deps: EmailInboundDeps, inbox: InboxRecor
   if (!sender) return { kind: 'ignored', externalId, reason: 'the mail has no sender address' };
   if (fromAddress && sender === fromAddress.toLowerCase()) return { kind: 'ignored', externalId, reason: 'the mail is from the inbox itself' };
 
+  // Busy now: refused before its attachments are written, which nothing would ever read or remove.
+  deps.acceptor.refuseWhileFull();
   const messageKey = `${inbox.id}\n${externalId}`;
   const attachments: NonNullable<MessageContent['attachments']> = [];
   let html = mail.html;

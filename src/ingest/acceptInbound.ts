@@ -49,6 +49,14 @@ export class InboundAcceptor {
     }
   }
 
+  /**
+   * Refuses (InboundBusyError) while the line of adds is full, for a caller with work to do before its add
+   * (a mail's attachments to store) that a refusal would leave behind.
+   */
+  refuseWhileFull(): void {
+    if (this.turns.full) throw new InboundBusyError();
+  }
+
   /** The message id is derived from the provider's id, so every retry of one message names the same message. */
   static messageIdFor(inboxId: string, externalId: string): string {
     return `msg_${keyDigest(`${inboxId}\n${externalId}`)}`;

@@ -12,6 +12,9 @@ export class Turns {
   /** Tasks waiting for a turn now. */
   get waitingCount(): number { return this.waiting.length - this.head; }
 
+  /** A task run now would be refused (TurnsFullError). */
+  get full(): boolean { return this.running >= this.limit && this.waitingCount >= this.maxWaiting; }
+
   async run<T>(task: () => Promise<T>): Promise<T> {
     if (this.running < this.limit) this.running += 1;
     else if (this.waitingCount >= this.maxWaiting) throw new TurnsFullError(`${this.waitingCount} tasks are waiting already`);
