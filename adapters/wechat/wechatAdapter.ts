@@ -49,7 +49,12 @@ type Outgoing =
 export class WechatAdapter implements ChannelAdapter {
   readonly type = 'wechat';
 
-  constructor(private readonly tokens: WechatTokenSource, private readonly attachments?: AttachmentSource) {}
+  private readonly timeoutMs: number;
+
+  /** `timeoutMs`: how long each call to WeChat may take before it counts as unanswered. */
+  constructor(private readonly tokens: WechatTokenSource, private readonly attachments?: AttachmentSource, options: { timeoutMs?: number } = {}) {
+    this.timeoutMs = options.timeoutMs ?? wechatHttpTimeoutMs;
+  }
 
   async send(request: SendRequest): Promise<SendResult> {
     const parsed = inboxTypes.wechat.credentials.safeParse(request.credentials);
@@ -64,20 +69,20 @@ export class WechatAdapter implements ChannelAdapter {
     }
     try {
       await this.withToken(request.inbox, credentials, async (token) => {
-        const mediaId = (ref: MediaRef) => ('mediaId' in ref ? ref.mediaId : upload(apiBase, token, ref, loaded.get(ref.upload)!));
+        const mediaId = (ref: MediaRef) => ('mediaId' in ref ? ref.mediaId : upload(apiBase, token, ref, loaded.get(ref.upload)!, this.timeoutMs));
         const body = await customMessageBody(outgoing, mediaId);
         // The call that delivers: once it may have reached WeChat unanswered, sending again could deliver twice.
         const deliver = async (): Promise<SendResult> => {
           try {
             await callWechat(`${apiBase}/cgi-bin/message/custom/send?access_token=${encodeURIComponent(token)}`, {
               method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ touser: request.to, ...body }),
-            }, 'custom/send');
+            }, 'custom/send', this.timeoutMs);
           } catch (error) {
             throw error instanceof WechatNoAnswerError ? new SendOutcomeUnknownError(error.message) : error;
           }
           return { status: 'sent' };
         };
-        await (request.deliverOnce ? request.deliverOnce(deliver, wechatHttpTimeoutMs) : deliver());
+        await (request.deliverOnce ? request.deliverOnce(deliver, this.timeoutMs) : deliver());
       });
     } catch (error) {
       throw error instanceof WechatApiError ? sendError(error) : error;
@@ -190,7 +195,7 @@ async function customMessageBody(outgoing: Outgoing, mediaId: (ref: MediaRef) =>
 }
 
 /** Uploads the bytes as temporary media (`media/upload`, multipart) and returns the media_id. */
-async function upload(apiBase: string, token: string, ref: { upload: Attachment; type: MediaType }, file: LoadedAttachment): Promise<string> {
+async function upload(apiBase: string, token: string, ref: { upload: Attachment; type: MediaType }, file: LoadedAttachment, timeoutMs: number): Promise<string> {
   const limits = uploadLimits[ref.type];
   const contentType = (file.contentType || ref.upload.contentType).split(';')[0]!.trim().toLowerCase();
   // WeChat judges the format by the file name's extension.
@@ -205,7 +210,7 @@ async function upload(apiBase: string, token: string, ref: { upload: Attachment;
   const form = new FormData();
   form.append('media', new Blob([file.bytes as Uint8Array<ArrayBuffer>], { type: contentType }), `${ref.type}.${extension}`);
   const answer = await callWechat(`${apiBase}/cgi-bin/media/upload?access_token=${encodeURIComponent(token)}&type=${ref.type}`,
-    { method: 'POST', body: form }, 'media/upload');
+    { method: 'POST', body: form }, 'media/upload', timeoutMs);
   const id = ref.type === 'thumb' ? answer.thumb_media_id ?? answer.media_id : answer.media_id;
   if (typeof id !== 'string' || !id) throw new Error('media/upload: WeChat answered without a media_id');
   return id;

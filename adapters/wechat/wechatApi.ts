@@ -49,7 +49,7 @@ export async function callWechat(url: string, init: RequestInit, what: string, t
     text = await response.text();
   } catch (error) {
     const name = (error as Error).name;
-    if (name === 'TimeoutError' || name === 'AbortError') throw new WechatNoAnswerError(`${what}: WeChat did not answer within ${Math.round(timeoutMs / 1000)} s`);
+    if (name === 'TimeoutError' || name === 'AbortError') throw new WechatNoAnswerError(`${what}: WeChat did not answer within ${timeoutMs / 1000} s`);
     const e = error as { name?: string; code?: string; cause?: { code?: string } };
     const code = e.cause?.code ?? e.code ?? e.name;
     if (requestNeverLeft(error)) throw new Error(`${what}: WeChat could not be reached (${code})`);

@@ -35,7 +35,7 @@ export async function downloadWechatMedia(
     const refusal = connectRefusal(error);
     if (refusal) throw new WechatMediaRefusedError(`${what}: the inbox apiBaseUrl is refused: ${refusal.message}`);
     const name = (error as Error).name;
-    if (name === 'TimeoutError' || name === 'AbortError') throw new Error(`${what}: WeChat did not answer within ${Math.round(timeoutMs / 1000)} s`);
+    if (name === 'TimeoutError' || name === 'AbortError') throw new Error(`${what}: WeChat did not answer within ${timeoutMs / 1000} s`);
     const code = ((error as { cause?: { code?: unknown } }).cause?.code as string | undefined) ?? name;
     throw new Error(`${what}: WeChat could not be reached (${code})`);
   }

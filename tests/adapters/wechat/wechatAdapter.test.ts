@@ -154,6 +154,26 @@ describe('WeChat adapter: customer-service sends', () => {
     expect(gateway.message).toMatch(/HTTP 502/);
   });
 
+  it('a custom/send unanswered within the timeout is an unknown outcome; a media upload unanswered before it is retried', async () => {
+    const { source } = fakeTokens();
+    const files: AttachmentSource = { load: async () => ({ bytes: new Uint8Array([0xff, 0xd8, 0xff]), contentType: 'image/jpeg' }) };
+    const adapter = new WechatAdapter(source, files, { timeoutMs: 200 });
+    const wrapped: number[] = [];
+    const deliverOnce: DeliverOnce = async (call, longestMs) => { wrapped.push(longestMs); return call(); };
+    nock(api).post('/cgi-bin/message/custom/send').query(true).delay(2_000).reply(200, ok);
+    const silent = await failure(adapter.send({ ...request({ type: 'text', text: 'x' }), deliverOnce }));
+    expect(silent).toBeInstanceOf(SendOutcomeUnknownError);
+    expect(silent.message).toBe('custom/send: WeChat did not answer within 0.2 s');
+    expect(wrapped).toEqual([200]);
+    // The upload delivers nothing: a retry is safe, and no custom/send follows it (nock would fail an unexpected one).
+    nock(api).post('/cgi-bin/media/upload').query(true).delay(2_000).reply(200, { type: 'image', media_id: 'MEDIA_late' });
+    const uploadSilent = await failure(adapter.send({ ...request({ type: 'image', attachments: [{ url: 'https://files.test/a.jpg', contentType: 'image/jpeg' }] }), deliverOnce }));
+    expect(uploadSilent).not.toBeInstanceOf(SendOutcomeUnknownError);
+    expect(uploadSilent).not.toBeInstanceOf(PermanentSendError);
+    expect(uploadSilent.message).toBe('media/upload: WeChat did not answer within 0.2 s');
+    expect(wrapped).toEqual([200]);
+  });
+
   it('wraps only the delivering custom/send in deliverOnce: the token fetch and media upload before it are not', async () => {
     const { source, calls } = fakeTokens();
     const wrapped: { longestMs: number; tokenCallsBefore: number }[] = [];
