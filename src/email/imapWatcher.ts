@@ -143,13 +143,34 @@ export class ImapWatcher {
    */
   private async afterProcessing(client: ImapFlow, uids: number[], settings: ReturnType<typeof emailSettingsOf>): Promise<void> {
     const range = uids.join(',');
+    const where = { inboxId: this.inbox.id, afterProcessing: settings.afterProcessing, processedMailbox: settings.processedMailbox };
     let done: unknown = true;
     if (settings.afterProcessing === 'seen') done = await client.messageFlagsAdd(range, ['\\Seen'], { uid: true });
-    else if (settings.afterProcessing === 'move' && settings.processedMailbox) done = await client.messageMove(range, settings.processedMailbox, { uid: true });
+    else if (settings.afterProcessing === 'move' && settings.processedMailbox) {
+      if (!client.capabilities.has('MOVE')) return this.copyThenDelete(client, range, settings.processedMailbox, where);
+      done = await client.messageMove(range, settings.processedMailbox, { uid: true });
+    }
     if (done) return;
     if (!client.usable) throw new Error('the IMAP connection closed while marking or moving processed mail');
-    this.deps.log.warn({ inboxId: this.inbox.id, afterProcessing: settings.afterProcessing, processedMailbox: settings.processedMailbox },
-      'imap server refused to mark or move processed mail; they stay where they are (check the inbox settings)');
+    this.deps.log.warn(where, 'imap server refused to mark or move processed mail; they stay where they are (check the inbox settings)');
+  }
+
+  /**
+   * A move on a server without MOVE (RFC 6851), in its two steps, so the log says which one failed (imapflow's
+   * own fallback answers false for both): a refused copy leaves the mail where it was; a refused delete leaves
+   * it in both mailboxes.
+   */
+  private async copyThenDelete(client: ImapFlow, range: string, processedMailbox: string, where: Record<string, unknown>): Promise<void> {
+    const closed = () => new Error('the IMAP connection closed while moving processed mail');
+    if (!await client.messageCopy(range, processedMailbox, { uid: true })) {
+      if (!client.usable) throw closed();
+      this.deps.log.warn({ ...where, serverMove: false }, 'imap server refused to copy processed mail; they stay where they are (check the inbox settings)');
+      return;
+    }
+    if (await client.messageDelete(range, { uid: true })) return;
+    if (!client.usable) throw closed();
+    this.deps.log.warn({ ...where, serverMove: false },
+      'imap server copied processed mail to processedMailbox but refused to delete the originals; they are in both mailboxes (read once)');
   }
 
   /** Reads every mail past the cursor, in UID order, a batch at a time. */

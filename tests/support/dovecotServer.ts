@@ -8,6 +8,11 @@ import { join } from 'node:path';
 
 export const dovecotBinary = '/usr/sbin/dovecot';
 
+// Dovecot 2.3's own capability list after login, less MOVE.
+const dovecotCapabilitiesWithoutMove = 'IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES THREAD=REFS '
+  + 'THREAD=ORDEREDSUBJECT MULTIAPPEND URL-PARTIAL CATENATE UNSELECT CHILDREN NAMESPACE UIDPLUS LIST-EXTENDED I18NLEVEL=1 CONDSTORE '
+  + 'QRESYNC ESEARCH ESORT SEARCHRES WITHIN CONTEXT=SEARCH LIST-STATUS BINARY LITERAL+';
+
 export interface DovecotServer {
   host: string;
   port: number;
@@ -56,7 +61,8 @@ function mailAccount(): { user: string; uid: number; gid: number } {
   return { user: 'dovecot', uid: Number(f[2]), gid: Number(f[3]) };
 }
 
-export async function startDovecot(options: { user?: string; pass?: string } = {}): Promise<DovecotServer> {
+/** `withoutMove`: the server does not announce MOVE (RFC 6851), as older servers do; clients then copy and delete. */
+export async function startDovecot(options: { user?: string; pass?: string; withoutMove?: boolean } = {}): Promise<DovecotServer> {
   if (!existsSync(dovecotBinary)) throw new Error('The email tests need Debian\'s dovecot-imapd: sudo apt-get install -y dovecot-imapd');
   const dir = mkdtempSync(join(tmpdir(), 'gateway-test-dovecot-'));
   const port = await freePort();
@@ -119,7 +125,7 @@ service imap-login {
 protocol imap {
   mail_max_userip_connections = 100
 }
-`);
+${options.withoutMove ? `imap_capability = ${dovecotCapabilitiesWithoutMove}\n` : ''}`);
   const conf = join(dir, 'dovecot.conf');
   const child: ChildProcess = spawn(dovecotBinary, ['-F', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
