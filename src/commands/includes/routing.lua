@@ -163,14 +163,17 @@ local function assignTo(prefix, convKey, agentId, nowIso, nowMs, eventType, prev
   -- Handed back by an agent who went away: that agent is the one it came from.
   if (not previousAgentId or previousAgentId == '') and f[9] and f[9] ~= agentId then previousAgentId = f[9] end
   leaveWaiting(prefix, convKey, { convId, accountId, queueId, channel })
-  -- Its place in line, should this agent let go of it through no doing of the customer's (handBackToQueue).
-  if f[8] then redis.call('HSET', convKey, 'placeInLineMs', f[8]) end
   if not reserved then takeCapacity(prefix, accountId, agentId, channel, convId, nowMs) end
   if queueId and queueId ~= '' then
     notePace(prefix, accountId, queueId, nowMs)
     if not reserved then advanceTurn(prefix, accountId, queueId, agentId) end
   end
-  redis.call('HSET', convKey, 'assigneeId', agentId, 'assignedAt', nowIso, 'updatedAt', nowIso)
+  if f[8] then
+    -- Its place in line is kept, should this agent let go of it through no doing of the customer's (handBackToQueue).
+    redis.call('HSET', convKey, 'assigneeId', agentId, 'assignedAt', nowIso, 'updatedAt', nowIso, 'placeInLineMs', f[8])
+  else
+    redis.call('HSET', convKey, 'assigneeId', agentId, 'assignedAt', nowIso, 'updatedAt', nowIso)
+  end
   redis.call('HDEL', convKey, 'offeredTo', 'offerExpiresMs', 'waitingSince', 'waitingSinceMs', 'handedBackBy')
   redis.call('DEL', convKey .. ':declined')
   redis.call('HSET', prefix .. ':contact:' .. f[5], 'lastAgentId', agentId, 'lastAgentMs', nowMs)
