@@ -74,7 +74,7 @@ import { SmsOptOuts } from './sms/smsOptOut.ts';
 import { SmsReceipts } from './sms/smsReceipts.ts';
 import { SmsSender } from './sms/smsSender.ts';
 
-export const version = '0.3.7';
+export const version = '0.3.8';
 
 export interface GatewayOptions {
   settings: Settings;
