@@ -4,15 +4,12 @@
 // #26131 failure (a mailbox replayed as new messages after a restart) is the one these rule out.
 import type { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acceptParsedMail } from '../../src/email/emailInbound.ts';
-import { ImapWatcher } from '../../src/email/imapWatcher.ts';
 import type { InboxRecord } from '../../src/inboxes/inboxDirectory.ts';
 import { createLogger } from '../../src/logger.ts';
-import { LocalFolderMediaStore } from '../../src/media/localFolderMediaStore.ts';
 import { startDovecot, type DovecotServer } from '../support/dovecotServer.ts';
 import { createTenant, startTestGateway, type Tenant, type TestGateway } from '../support/testGateway.ts';
-import { imapClient, rawMail, waitFor } from './support.ts';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { imapClient, imapWatcherFactory, rawMail, stopImapTest, waitFor } from './support.ts';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -38,18 +35,9 @@ describe('IMAP watcher restarts and UIDVALIDITY changes', () => {
     imap = await imapClient(dovecot);
     mediaDir = mkdtempSync(join(tmpdir(), 'gateway-test-email-media-'));
   }, 30_000);
-  afterAll(async () => {
-    await imap?.logout().catch(() => undefined);
-    await t?.stop();
-    await dovecot?.stop();
-    rmSync(mediaDir, { recursive: true, force: true });
-  });
+  afterAll(() => stopImapTest({ imap, t, dovecot, mediaDir }));
 
-  const watcher = (of: InboxRecord = inbox, mailbox = 'INBOX') => {
-    const { redis, keys, inboxes } = t.gateway.services;
-    const deps = { acceptor: t.gateway.acceptor, media: new LocalFolderMediaStore(mediaDir), redis, keys, inboxes, log };
-    return new ImapWatcher({ redis, keys, log, accept: (i, mail, raw) => acceptParsedMail(deps, i, mail, raw), pollMs: 300, backoffMs: 50, allowPrivateTargets: true }, of, dovecot.imap(mailbox));
-  };
+  const watcher = (of: InboxRecord = inbox, mailbox = 'INBOX') => imapWatcherFactory(t, dovecot, mediaDir, log)(of, mailbox);
 
   /** Per stored conversation of the inbox, how many messages it holds. */
   async function storedCounts(): Promise<number[]> {

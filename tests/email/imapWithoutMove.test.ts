@@ -1,19 +1,16 @@
 // afterProcessing 'move' against a dovecot that does not announce MOVE (RFC 6851), as older servers do:
 // the watcher copies and deletes, and says which step a refusal stopped.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { ImapFlow } from 'imapflow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acceptParsedMail } from '../../src/email/emailInbound.ts';
-import { ImapWatcher } from '../../src/email/imapWatcher.ts';
 import type { InboxRecord } from '../../src/inboxes/inboxDirectory.ts';
 import { createLogger } from '../../src/logger.ts';
-import { LocalFolderMediaStore } from '../../src/media/localFolderMediaStore.ts';
 import { startDovecot, type DovecotServer } from '../support/dovecotServer.ts';
 import { createTenant, startTestGateway, type Tenant, type TestGateway } from '../support/testGateway.ts';
-import { imapClient, rawMail, waitFor } from './support.ts';
+import { imapClient, imapWatcherFactory, rawMail, stopImapTest, waitFor } from './support.ts';
 
 describe('IMAP watcher on a server without MOVE', () => {
   let dovecot: DovecotServer;
@@ -31,12 +28,7 @@ describe('IMAP watcher on a server without MOVE', () => {
     imap = await imapClient(dovecot);
     mediaDir = mkdtempSync(join(tmpdir(), 'gateway-test-email-media-'));
   }, 30_000);
-  afterAll(async () => {
-    await imap?.logout().catch(() => undefined);
-    await t?.stop();
-    await dovecot?.stop();
-    rmSync(mediaDir, { recursive: true, force: true });
-  });
+  afterAll(() => stopImapTest({ imap, t, dovecot, mediaDir }));
 
   async function inboxMovingTo(processedMailbox: string): Promise<InboxRecord> {
     const r = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/inboxes`, {
@@ -46,11 +38,7 @@ describe('IMAP watcher on a server without MOVE', () => {
     return (await t.gateway.services.inboxes.records.get(tenant.accountId, r.body.id))!;
   }
   const count = async (mailbox: string) => { const status = await imap.status(mailbox, { messages: true }); return status ? status.messages : undefined; };
-  const watcher = (inbox: InboxRecord, mailbox: string) => {
-    const { redis, keys, inboxes } = t.gateway.services;
-    const deps = { acceptor: t.gateway.acceptor, media: new LocalFolderMediaStore(mediaDir), redis, keys, inboxes, log: createLogger('silent') };
-    return new ImapWatcher({ redis, keys, log, accept: (i, mail, raw) => acceptParsedMail(deps, i, mail, raw), pollMs: 300, backoffMs: 50, allowPrivateTargets: true }, inbox, dovecot.imap(mailbox));
-  };
+  const watcher = (inbox: InboxRecord, mailbox: string) => imapWatcherFactory(t, dovecot, mediaDir, log)(inbox, mailbox);
 
   it('moves processed mail by copying and deleting it', async () => {
     expect(imap.capabilities.has('MOVE')).toBe(false);

@@ -1,6 +1,13 @@
 // Shared by the email tests: a mail builder and an IMAP client that appends to the test dovecot.
+import { rmSync } from 'node:fs';
 import { ImapFlow } from 'imapflow';
+import { acceptParsedMail } from '../../src/email/emailInbound.ts';
+import { ImapWatcher } from '../../src/email/imapWatcher.ts';
+import type { InboxRecord } from '../../src/inboxes/inboxDirectory.ts';
+import { createLogger, type Logger } from '../../src/logger.ts';
+import { LocalFolderMediaStore } from '../../src/media/localFolderMediaStore.ts';
 import type { DovecotServer } from '../support/dovecotServer.ts';
+import type { TestGateway } from '../support/testGateway.ts';
 
 export function rawMail(fields: {
   from: string; to?: string; subject: string; messageId?: string; inReplyTo?: string; references?: string[];
@@ -34,4 +41,21 @@ export async function waitFor<T>(read: () => Promise<T | undefined | false>, tim
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Makes IMAP watchers the test runs itself, on the test gateway's pipeline, polling the test dovecot quickly. */
+export function imapWatcherFactory(t: TestGateway, dovecot: DovecotServer, mediaDir: string, log: Logger) {
+  return (inbox: InboxRecord, mailbox = 'INBOX') => {
+    const { redis, keys, inboxes } = t.gateway.services;
+    const deps = { acceptor: t.gateway.acceptor, media: new LocalFolderMediaStore(mediaDir), redis, keys, inboxes, log: createLogger('silent') };
+    return new ImapWatcher({ redis, keys, log, accept: (i, mail, raw) => acceptParsedMail(deps, i, mail, raw), pollMs: 300, backoffMs: 50, allowPrivateTargets: true }, inbox, dovecot.imap(mailbox));
+  };
+}
+
+/** Stops what an IMAP watcher test started, whichever parts of it did start. */
+export async function stopImapTest(parts: { imap?: ImapFlow; t?: TestGateway; dovecot?: DovecotServer; mediaDir?: string }): Promise<void> {
+  await parts.imap?.logout().catch(() => undefined);
+  await parts.t?.stop();
+  await parts.dovecot?.stop();
+  if (parts.mediaDir) rmSync(parts.mediaDir, { recursive: true, force: true });
 }
