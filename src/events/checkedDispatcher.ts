@@ -53,7 +53,7 @@ function checkingLookup(port: number, protocol: string, options: CheckedDispatch
       // Outside the try: the callback is called once, whatever it throws.
       if (lookupOptions.all) callback(null, addresses.map((address) => ({ address, family: isIP(address) })));
       else callback(null, addresses[0]!, isIP(addresses[0]!));
-    }, (error: Error) => callback(error, ''));
+    }, (error: NodeJS.ErrnoException) => callback(Object.assign(new Error(`${hostname} does not resolve (${error.code ?? error.message})`), { code: error.code }), ''));
   };
 }
 

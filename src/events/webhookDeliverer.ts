@@ -152,8 +152,9 @@ export class WebhookDeliverer {
       error = 'the subscription no longer exists';
     } else {
       try {
-        // Checked at every delivery, not only at subscription: what a name resolves to can change.
-        await checkWebhookTarget(subscription.url, this.deps.allowPrivateTargets, true, this.deps.self);
+        // The URL itself here; what its name resolves to (which can change) is checked as each connection
+        // opens, by the dispatcher's own lookup: one DNS lookup a delivery, not two.
+        await checkWebhookTarget(subscription.url, this.deps.allowPrivateTargets, false, this.deps.self);
         const request = buildWebhookRequest(claim.event, subscription, this.deps.subscriptions.signingSecrets(subscription));
         const answer = await postWebhook(subscription.url, request, policy.timeoutMs, this.dispatcher);
         httpStatus = answer.status;
