@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
-import { networkInterfaces } from 'node:os';
+import { lookup } from 'node:dns/promises';
+import { hostname, networkInterfaces } from 'node:os';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSettings } from '../../config/settings.ts';
@@ -102,6 +103,28 @@ describe('a gateway that denies private webhook targets (GATEWAY_WEBHOOK_PRIVATE
     const [retrying] = await deliveries();
     expect(retrying).toMatchObject({ status: 'pending', lastError: expect.stringContaining('does not resolve') });
     expect(retrying.nextAttemptAt).toEqual(expect.any(String));
+    expect(hits).toBe(0);
+    visitor.close();
+  });
+
+  it('fails for good a delivery to a name that resolves to a private address, refused as its connection opens', async () => {
+    const port = (receiver.address() as AddressInfo).port;
+    // This machine's own name: Debian's /etc/hosts puts it on loopback, a container's is its private address.
+    const name = hostname();
+    const addresses = (await lookup(name, { all: true })).map((a) => a.address);
+    expect(addresses.length > 0 && addresses.every(isPrivateAddress), `${name} resolves to ${addresses}`).toBe(true);
+    const created = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/webhooks`, {
+      key: tenant.apiKey, body: { url: `http://${name}:${port}/by-name`, events: ['message.received'] },
+    });
+    expect(created.status).toBe(201);
+    const visitor = await TestSocket.open(wsUrl(t.url, `/webchat/${tenant.inboxId}/ws`));
+    visitor.send({ type: 'hello' });
+    await visitor.next((f) => f.type === 'welcome');
+    visitor.send({ type: 'message', clientMessageId: 'c3', text: 'by name' });
+    await visitor.next((f) => f.type === 'accepted');
+    const deliveries = async () => (await t.api('GET', `/api/v1/accounts/${tenant.accountId}/webhooks/${created.body.id}/deliveries`, { key: tenant.apiKey })).body.items;
+    await expect.poll(async () => (await deliveries())[0]?.status, { timeout: 20_000 }).toBe('failed');
+    expect((await deliveries())[0]).toMatchObject({ attempts: 1, failedReason: expect.stringContaining('private address') });
     expect(hits).toBe(0);
     visitor.close();
   });
