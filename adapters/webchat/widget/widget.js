@@ -175,8 +175,11 @@
   }
   // Send each unaccepted message once per socket; re-sends reuse the clientMessageId (the gateway dedupes).
   function flush() {
+    var held = false;
     pending.slice().forEach(function (p) {
       if (p.accepted) return;
+      // A message refused for now (rate_limited, busy) holds back every later one: they arrive in the order typed.
+      if (held || p.held) { held = true; return; }
       if (mode === 'ws' && ready && p.sock !== sock) {
         if (wsSend({ type: 'message', clientMessageId: p.cid, text: p.text })) { p.sock = sock; lastSent = p; }
       } else if (mode === 'rest' && restReady && !p.posting) {
@@ -241,7 +244,11 @@
     var p = findPending(f.clientMessageId);
     if (!p || p.accepted) return;
     // Not stored: sent again, same clientMessageId (rate_limited: a second later; busy: the gateway is full, 3 s).
-    if (f.code === 'rate_limited' || f.code === 'busy') { p.sock = null; setTimeout(flush, f.code === 'busy' ? 3000 : 1000); return; }
+    if (f.code === 'rate_limited' || f.code === 'busy') {
+      p.sock = null; p.held = true;
+      setTimeout(function () { p.held = false; flush(); }, f.code === 'busy' ? 3000 : 1000);
+      return;
+    }
     dropPending(p, 'failed');
     setErr(f.message || 'Message could not be sent.');
   }

@@ -49,6 +49,8 @@ const restCalls: Array<{ inbox: string; method: string; path: string; body: Fram
 const connects = new Map<string, number>(); // accepted WS connections per inbox
 const refusedUpgrades = new Map<string, number>();
 let refuseWs = false;
+/** Texts the fake refuses once, with this error code, as the gateway does when rate limited or busy. */
+const refuseOnce = new Map<string, string>();
 let seqCounter = 0;
 let idCounter = 0;
 let connCounter = 0;
@@ -168,6 +170,11 @@ function onConnection(ws: WebSocket, inbox: string) {
     }
     if (f.type === 'ping') return send({ type: 'pong' });
     if (f.type === 'message' && typeof f.clientMessageId === 'string' && typeof f.text === 'string') {
+      const refusal = refuseOnce.get(f.text);
+      if (refusal) {
+        refuseOnce.delete(f.text);
+        return send({ type: 'error', code: refusal, message: 'not now', clientMessageId: f.clientMessageId });
+      }
       // a new message is echoed to the visitor's sockets by addMessage; a re-send is only re-accepted
       const messageId = acceptVisitorMessage(visitor, f.clientMessageId, f.text);
       send({ type: 'accepted', clientMessageId: f.clientMessageId, messageId });
@@ -326,6 +333,26 @@ describe('webchat widget (browser)', () => {
     await page.waitForTimeout(300);
     expect(sentTexts('typed while down')).toHaveLength(1);
     expect(v.messages.filter((m) => m.content.text === 'typed while down')).toHaveLength(1);
+    expect(errors).toEqual([]);
+    await ctx.close();
+  }, 15_000);
+
+  it('holds messages typed after a rate_limited one until it is accepted, so they arrive in the order typed', async () => {
+    const ctx = await browser.newContext();
+    const { page, errors } = await openPage(ctx);
+    await page.click('[data-testid="gwc-launcher"]');
+    refuseOnce.set('refused at first', 'rate_limited');
+    await typeAndSend(page, 'refused at first');
+    await expect.poll(() => sentTexts('refused at first').length).toBe(1);
+    // Typed during the refused message's second of waiting: not sent before it.
+    await typeAndSend(page, 'typed while it waits');
+    await page.waitForTimeout(300);
+    expect(sentTexts('typed while it waits')).toHaveLength(0);
+    await expect.poll(() => bubbles(page), { timeout: 5000 }).toEqual(['inbound/sent: refused at first', 'inbound/sent: typed while it waits']);
+    const v = visitorFor((await stored(page))!.visitorId);
+    expect(v.messages.map((m) => m.content.text)).toEqual(['refused at first', 'typed while it waits']);
+    expect(sentTexts('refused at first')).toHaveLength(2);
+    expect(sentTexts('typed while it waits')).toHaveLength(1);
     expect(errors).toEqual([]);
     await ctx.close();
   }, 15_000);
