@@ -7,6 +7,7 @@
 // or a private network (unless GATEWAY_PROVIDER_PRIVATE_TARGETS allows it) stops the watcher, logged;
 // the inbox's next change starts a new one.
 import { ImapFlow } from 'imapflow';
+import { hasCapability } from 'imapflow/lib/tools.js';
 import type { Redis } from 'ioredis';
 import { MailParseError, parseMail, type ParsedMail } from '../../adapters/email/parseMail.ts';
 import { runScript } from '../commands/index.ts';
@@ -147,7 +148,8 @@ export class ImapWatcher {
     let done: unknown = true;
     if (settings.afterProcessing === 'seen') done = await client.messageFlagsAdd(range, ['\\Seen'], { uid: true });
     else if (settings.afterProcessing === 'move' && settings.processedMailbox) {
-      if (!client.capabilities.has('MOVE')) return this.copyThenDelete(client, range, settings.processedMailbox, where);
+      // imapflow's own test: MOVE announced, or folded into an IMAP4rev2 session.
+      if (!hasCapability(client, 'MOVE')) return this.copyThenDelete(client, range, settings.processedMailbox, where);
       done = await client.messageMove(range, settings.processedMailbox, { uid: true });
     }
     if (done) return;

@@ -182,15 +182,26 @@
       if (held || p.held) { held = true; return; }
       if (mode === 'ws' && ready && p.sock !== sock) {
         if (wsSend({ type: 'message', clientMessageId: p.cid, text: p.text })) { p.sock = sock; lastSent = p; }
-      } else if (mode === 'rest' && restReady && !p.posting) {
+      } else if (mode === 'rest' && restReady) {
+        // One POST at a time, in order: concurrent requests could land in any order.
+        held = true;
+        if (p.posting) return;
         p.posting = true;
         req('POST', '/messages', { visitorId: st.visitorId, visitorToken: st.visitorToken, clientMessageId: p.cid, text: p.text })
-          .then(function () { p.posting = false; markAccepted(p); }, function (e) {
+          .then(function () { p.posting = false; markAccepted(p); flush(); }, function (e) {
             p.posting = false;
-            if (e.status === 400 || e.status === 413) dropPending(p, 'failed'); else restErr(e);
+            if (e.status === 400 || e.status === 413) { dropPending(p, 'failed'); flush(); return; }
+            if (e.status === 429 || e.status === 503) { holdFor(p, e.status === 503 ? 3000 : 1000); return; }
+            restErr(e);
           });
       }
     });
+  }
+
+  // Not stored: the same message (same clientMessageId) again after `ms`, the ones typed after it waiting behind it.
+  function holdFor(p, ms) {
+    p.held = true;
+    setTimeout(function () { p.held = false; flush(); }, ms);
   }
 
   // ---- WebSocket ----
@@ -244,11 +255,7 @@
     var p = findPending(f.clientMessageId);
     if (!p || p.accepted) return;
     // Not stored: sent again, same clientMessageId (rate_limited: a second later; busy: the gateway is full, 3 s).
-    if (f.code === 'rate_limited' || f.code === 'busy') {
-      p.sock = null; p.held = true;
-      setTimeout(function () { p.held = false; flush(); }, f.code === 'busy' ? 3000 : 1000);
-      return;
-    }
+    if (f.code === 'rate_limited' || f.code === 'busy') { p.sock = null; holdFor(p, f.code === 'busy' ? 3000 : 1000); return; }
     dropPending(p, 'failed');
     setErr(f.message || 'Message could not be sent.');
   }

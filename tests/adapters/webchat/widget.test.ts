@@ -51,6 +51,8 @@ const refusedUpgrades = new Map<string, number>();
 let refuseWs = false;
 /** Texts the fake refuses once, with this error code, as the gateway does when rate limited or busy. */
 const refuseOnce = new Map<string, string>();
+/** Texts the fake's REST endpoint takes this long to accept (a slow request). */
+const slowOverRest = new Map<string, number>();
 let seqCounter = 0;
 let idCounter = 0;
 let connCounter = 0;
@@ -131,6 +133,8 @@ const server = http.createServer(async (req, res) => {
   if (!v || v === 'bad') return apiError(res, 401, 'bad_token');
   if (req.method === 'POST') {
     if (typeof body?.clientMessageId !== 'string' || typeof body.text !== 'string') return apiError(res, 400, 'bad_request');
+    const delayMs = slowOverRest.get(body.text);
+    if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs));
     return json(res, 202, { messageId: acceptVisitorMessage(v, body.clientMessageId, body.text) });
   }
   return json(res, 200, { messages: welcomeBody(v, url.searchParams.get('after')).messages });
@@ -337,22 +341,22 @@ describe('webchat widget (browser)', () => {
     await ctx.close();
   }, 15_000);
 
-  it('holds messages typed after a rate_limited one until it is accepted, so they arrive in the order typed', async () => {
+  it('waits out a busy refusal before sending the message again, with the ones typed after it behind it in order', async () => {
     const ctx = await browser.newContext();
     const { page, errors } = await openPage(ctx);
     await page.click('[data-testid="gwc-launcher"]');
-    refuseOnce.set('refused at first', 'rate_limited');
+    refuseOnce.set('refused at first', 'busy');
     await typeAndSend(page, 'refused at first');
     await expect.poll(() => sentTexts('refused at first').length).toBe(1);
-    // Typed during the refused message's second of waiting: not sent before it.
+    // Typed during the refused message's wait (3 s for busy): neither is sent until the wait is over.
     await typeAndSend(page, 'typed while it waits');
-    await page.waitForTimeout(300);
-    expect(sentTexts('typed while it waits')).toHaveLength(0);
-    await expect.poll(() => bubbles(page), { timeout: 5000 }).toEqual(['inbound/sent: refused at first', 'inbound/sent: typed while it waits']);
+    await page.waitForTimeout(500);
+    expect([sentTexts('refused at first').length, sentTexts('typed while it waits').length]).toEqual([1, 0]);
+    await expect.poll(() => bubbles(page), { timeout: 8000 }).toEqual(['inbound/sent: refused at first', 'inbound/sent: typed while it waits']);
+    const order = framesOf('message').map((r) => r.frame.text).filter((text) => text === 'refused at first' || text === 'typed while it waits');
+    expect(order).toEqual(['refused at first', 'refused at first', 'typed while it waits']);
     const v = visitorFor((await stored(page))!.visitorId);
     expect(v.messages.map((m) => m.content.text)).toEqual(['refused at first', 'typed while it waits']);
-    expect(sentTexts('refused at first')).toHaveLength(2);
-    expect(sentTexts('typed while it waits')).toHaveLength(1);
     expect(errors).toEqual([]);
     await ctx.close();
   }, 15_000);
@@ -396,6 +400,12 @@ describe('webchat widget (browser)', () => {
     await expect.poll(() => bubbles(page)).toEqual(['inbound/sent: over rest', 'outbound/sent: reply via polling']);
     const polls = restCalls.filter((c) => c.inbox === 'inb_rest' && c.method === 'GET');
     expect(polls.at(-1)!.path).toContain(`visitorId=${v.id}`);
+    // One POST at a time: a message typed while a slow one is in flight is posted after it, not beside it.
+    slowOverRest.set('slow to accept', 800);
+    await typeAndSend(page, 'slow to accept');
+    await typeAndSend(page, 'right behind it');
+    await expect.poll(() => v.messages.filter((m) => m.direction === 'inbound').length, { timeout: 8000 }).toBe(3);
+    expect(v.messages.filter((m) => m.direction === 'inbound').map((m) => m.content.text)).toEqual(['over rest', 'slow to accept', 'right behind it']);
     expect(errors).toEqual([]);
     await ctx.close();
   }, 15_000);
