@@ -12,6 +12,16 @@ export const wechatHttpTimeoutMs = 10_000;
  * left this host" (UND_ERR_CONNECT_TIMEOUT, retried), not a call timing out after its request may have gone.
  */
 const wechatConnections = new Agent({ connect: { timeout: 5_000 } });
+const shorterConnections = new Map<number, Agent>();
+
+/** The connection pool for calls of `timeoutMs`: its connects give up within half of that (at most 5 s). */
+function connectionsFor(timeoutMs: number): Agent {
+  const connectMs = Math.min(5_000, Math.floor(timeoutMs / 2));
+  if (connectMs === 5_000) return wechatConnections;
+  let agent = shorterConnections.get(connectMs);
+  if (!agent) shorterConnections.set(connectMs, agent = new Agent({ connect: { timeout: connectMs } }));
+  return agent;
+}
 
 export type WechatTokenMode = 'token' | 'stable_token';
 
@@ -45,7 +55,7 @@ export async function callWechat(url: string, init: RequestInit, what: string, t
   let response: Response;
   let text: string;
   try {
-    response = await fetch(url, { dispatcher: wechatConnections, ...init, signal: AbortSignal.timeout(timeoutMs) } as RequestInit);
+    response = await fetch(url, { dispatcher: connectionsFor(timeoutMs), ...init, signal: AbortSignal.timeout(timeoutMs) } as RequestInit);
     text = await response.text();
   } catch (error) {
     const name = (error as Error).name;
