@@ -34,6 +34,7 @@ import { DeliveryLanes } from './events/deliveryLanes.ts';
 import { EventRetention } from './events/eventRetention.ts';
 import { WebhookDeliverer } from './events/webhookDeliverer.ts';
 import { createLegacyWebhookJobMover, WebhookDispatcher } from './events/webhookDispatcher.ts';
+import type { AddressLookup } from './events/checkedDispatcher.ts';
 import { GatewayAddress } from './events/webhookTarget.ts';
 import { WebhookSubscriptions } from './events/webhookSubscriptions.ts';
 import { ApiRegistry } from './http/apiRoutes.ts';
@@ -86,6 +87,8 @@ export interface GatewayOptions {
   imap?: ImapWatchersOptions & { pollMs?: number; backoffMs?: number };
   /** How long an agent socket's lease lasts unrenewed (tests shorten it). */
   agentSocketLeaseMs?: number;
+  /** How webhook deliveries turn a name into addresses, checked as each connection opens (tests pass their own). */
+  webhookLookup?: AddressLookup;
 }
 
 export type Gateway = Awaited<ReturnType<typeof createGateway>>;
@@ -274,6 +277,7 @@ export async function createGateway(options: GatewayOptions) {
     deliverer = new WebhookDeliverer({
       lanes: deliveryLanes, subscriptions: webhooks, log, metrics, concurrency: settings.workerConcurrency,
       perSubscription: settings.webhookSubscriptionConcurrency, allowPrivateTargets: settings.webhookPrivateTargets === 'allow', self: gatewayAddress,
+      lookup: options.webhookLookup,
       policy: {
         timeoutMs: settings.webhookTimeoutMs, retryBaseMs: settings.webhookRetryBaseMs, retryMaxMs: settings.webhookRetryMaxMs,
         retryWindowMs: settings.webhookRetryHours * 3_600_000, pauseAfterMs: settings.webhookPauseAfterHours * 3_600_000,

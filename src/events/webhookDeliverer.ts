@@ -8,7 +8,7 @@ import type { Attempt, ClaimedDelivery, DeliveryLanes } from './deliveryLanes.ts
 import { buildWebhookRequest, postWebhook } from './webhookRequest.ts';
 import type { WebhookRecord, WebhookSubscriptions } from './webhookSubscriptions.ts';
 import { checkWebhookTarget, WebhookTargetError, type GatewayAddress } from './webhookTarget.ts';
-import { createCheckedDispatcher } from './checkedDispatcher.ts';
+import { createCheckedDispatcher, type AddressLookup } from './checkedDispatcher.ts';
 
 export interface DeliveryPolicy {
   timeoutMs: number;
@@ -53,10 +53,12 @@ export class WebhookDeliverer {
     perSubscription: number;
     allowPrivateTargets: boolean;
     self?: GatewayAddress;
+    /** How a name becomes addresses (the system's resolver unless given). */
+    lookup?: AddressLookup;
     /** How often an idle worker looks for due lanes (other processes' new events, retries falling due). */
     pollMs?: number;
   }) {
-    this.dispatcher = createCheckedDispatcher({ allowPrivate: deps.allowPrivateTargets, self: deps.self, connectTimeoutMs: deps.policy.timeoutMs });
+    this.dispatcher = createCheckedDispatcher({ allowPrivate: deps.allowPrivateTargets, self: deps.self, connectTimeoutMs: deps.policy.timeoutMs, lookup: deps.lookup });
   }
 
   start(): void {

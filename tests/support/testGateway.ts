@@ -34,7 +34,7 @@ export function redisUrl(): string {
   return inject('redisUrl');
 }
 
-export async function startTestGateway(env: Record<string, string> = {}, role: 'web' | 'worker' | 'all' = 'all', extra: Pick<GatewayOptions, 'imap' | 'agentSocketLeaseMs'> = {}): Promise<TestGateway> {
+export async function startTestGateway(env: Record<string, string> = {}, role: 'web' | 'worker' | 'all' = 'all', extra: Pick<GatewayOptions, 'imap' | 'agentSocketLeaseMs' | 'webhookLookup'> = {}): Promise<TestGateway> {
   const prefix = env.GATEWAY_REDIS_PREFIX ?? `t${randomBytes(4).toString('hex')}`;
   const adminKey = env.GATEWAY_ADMIN_KEY ?? `admin-${randomBytes(16).toString('hex')}`;
   // Test CRM receivers and fake providers listen on loopback (allowed by default; some tests set deny).
