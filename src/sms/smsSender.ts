@@ -96,7 +96,13 @@ export class SmsSender implements ChannelAdapter {
           `${provider.name} did not answer an earlier attempt to send this message, and cannot be asked whether it went out; `
           + 'it is not sent again so the customer never gets it twice. Check the provider console, and send it again if it is missing.');
       }
-      const candidates = await provider.findSent(sendRequest, new Date(Number(marker.split(':')[1])), AbortSignal.timeout(this.timeoutMs));
+      const candidates = await provider.findSent(sendRequest, new Date(Number(marker.split(':')[1])), AbortSignal.timeout(this.timeoutMs))
+        .catch((error: unknown) => {
+          const refusal = connectRefusal(error);
+          // Refused as the connection opened: the provider cannot be asked, and no retry changes that.
+          if (refusal) throw new PermanentSendError('provider_url_refused', `The inbox's apiBaseUrl is refused: ${refusal.message}.`);
+          throw error;
+        });
       // The same text to the same number twice: a sid another message already owns is that message's.
       let found: string | undefined;
       for (const sid of candidates) {
@@ -155,10 +161,13 @@ export class SmsSender implements ChannelAdapter {
     return this.recordSent(request, ids);
   }
 
-  /** A tenant sets apiBaseUrl: it must not lead the gateway's provider calls to its own network (checked before send and findSent). */
+  /**
+   * A tenant sets apiBaseUrl: it must not lead the gateway's provider calls to its own network. The URL itself is
+   * checked here, before send and findSent; what its name resolves to, as each connection opens (the dispatcher).
+   */
   private async checkProviderUrl(base: string): Promise<void> {
     try {
-      await checkWebhookTarget(base, this.deps.allowPrivateTargets ?? false);
+      await checkWebhookTarget(base, this.deps.allowPrivateTargets ?? false, false);
     } catch (error) {
       if (error instanceof WebhookTargetError) {
         throw new PermanentSendError('provider_url_refused', `The inbox's apiBaseUrl is refused: ${error.message}.`);

@@ -218,6 +218,32 @@ describe('once-only SMS sends', () => {
     }
   });
 
+  it('fails for good, sending nothing, when the provider lookup after an unanswered send is refused as its connection opens', async () => {
+    const request = await queuedMessage('twilio');
+    const unknown = `unknown:${Date.now() - 5_000}`;
+    await redis.set(keys.smsSendMarker(request.message.id), unknown);
+    const sent: unknown[] = [];
+    const rebinding = new SmsSender({
+      redis, keys, log: createLogger('silent'), optOuts: new SmsOptOuts(redis, keys, 3600), receipts,
+      publicUrl: 'https://gw.example.com', sendTimeoutMs: 150,
+      providers: {
+        twilio: {
+          ...smsProviders.twilio,
+          findSent: async () => { throw new TypeError('fetch failed', { cause: new WebhookTargetError('sms.example resolves to a private address (10.0.0.7)') }); },
+          send: async (sendRequest) => { sent.push(sendRequest); return { externalId: 'SMnever' }; },
+        } as SmsProvider,
+      },
+    });
+    try {
+      expect(await rebinding.send(request).catch((e) => e)).toMatchObject({ code: 'provider_url_refused', message: expect.stringContaining('10.0.0.7') });
+      expect(sent).toEqual([]);
+      // Whether the earlier attempt went out is still unknown.
+      expect(await redis.get(keys.smsSendMarker(request.message.id))).toBe(unknown);
+    } finally {
+      await rebinding.close();
+    }
+  });
+
   it('makes a permanent failure of a refusal that no retry mends, with the provider code', async () => {
     const request = await queuedMessage('aliyun');
     nock('https://dysmsapi.aliyuncs.com').post('/').reply(200, { Code: 'isv.MOBILE_NUMBER_ILLEGAL', Message: '非法手机号' });
