@@ -65,9 +65,11 @@ const tlsFailure = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_SELF_SIGNED_
 
 /** Whether a fetch (or socket) failure happened before the request could leave this host. */
 export function requestNeverLeft(error: unknown): boolean {
-  const e = error as { code?: string; cause?: { code?: string } };
-  const code = e.cause?.code ?? e.code ?? '';
-  return neverLeftCodes.has(code) || tlsFailure.test(code);
+  const e = error as { code?: unknown; cause?: { code?: unknown } };
+  // Not every error's code is a string (some libraries use numbers).
+  const code = String(e.cause?.code ?? e.code ?? '');
+  // EAI_*: a name lookup that failed (getaddrinfo's codes): no connection was tried.
+  return neverLeftCodes.has(code) || code.startsWith('EAI_') || tlsFailure.test(code);
 }
 
 export interface ChannelAdapter {

@@ -53,7 +53,8 @@ function checkingLookup(port: number, protocol: string, options: CheckedDispatch
       // Outside the try: the callback is called once, whatever it throws.
       if (lookupOptions.all) callback(null, addresses.map((address) => ({ address, family: isIP(address) })));
       else callback(null, addresses[0]!, isIP(addresses[0]!));
-    }, (error: NodeJS.ErrnoException) => callback(Object.assign(new Error(`${hostname} does not resolve (${error.code ?? error.message})`), { code: error.code }), ''));
+    // A failed lookup keeps its code (EAI_FAIL when it has none): every caller can tell that nothing was sent.
+    }, (error: NodeJS.ErrnoException) => callback(Object.assign(new Error(`${hostname} does not resolve (${error.code ?? error.message})`), { code: error.code ?? 'EAI_FAIL' }), ''));
   };
 }
 

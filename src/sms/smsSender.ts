@@ -12,7 +12,7 @@ import { SmsProviderError, type SmsProvider, type SmsSendRequest } from '../../a
 import { smsProviders } from '../../adapters/sms/smsProviders.ts';
 import { runScript } from '../commands/index.ts';
 import type { Agent } from 'undici';
-import { connectRefusal, createCheckedDispatcher } from '../events/checkedDispatcher.ts';
+import { connectRefusal, createCheckedDispatcher, type AddressLookup } from '../events/checkedDispatcher.ts';
 import { checkWebhookTarget, WebhookTargetError } from '../events/webhookTarget.ts';
 import { credentialSchemaFor, inboxTypes, providerUrls } from '../inboxes/inboxTypes.ts';
 import type { Logger } from '../logger.ts';
@@ -35,18 +35,20 @@ export interface SmsSenderDeps {
   /** Whether an inbox's apiBaseUrl may name a loopback or private address (GATEWAY_PROVIDER_PRIVATE_TARGETS). */
   allowPrivateTargets?: boolean;
   providers?: Record<string, SmsProvider>;
+  /** How an apiBaseUrl's name becomes addresses, checked as each connection opens (the system's resolver unless given). */
+  lookup?: AddressLookup;
 }
 
 export class SmsSender implements ChannelAdapter {
   readonly type = 'sms';
   private readonly providers: Record<string, SmsProvider>;
-  // The apiBaseUrl passed the check before the call; each connection is checked again as it opens (DNS rebinding).
+  // Each connection is checked as it opens, on the addresses its own lookup found (no DNS rebinding past a check).
   private readonly dispatcher: Agent;
 
   constructor(private readonly deps: SmsSenderDeps) {
     this.providers = deps.providers ?? smsProviders;
     // Connects time out on their own first: a connect that hangs is then "never sent" (retried), not unknown.
-    this.dispatcher = createCheckedDispatcher({ allowPrivate: deps.allowPrivateTargets ?? false, connectTimeoutMs: Math.min(5_000, Math.floor(this.timeoutMs / 2)) });
+    this.dispatcher = createCheckedDispatcher({ allowPrivate: deps.allowPrivateTargets ?? false, connectTimeoutMs: Math.min(5_000, Math.floor(this.timeoutMs / 2)), lookup: deps.lookup });
   }
 
   /** Closes the connections kept to the providers. */

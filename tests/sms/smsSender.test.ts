@@ -218,6 +218,35 @@ describe('once-only SMS sends', () => {
     }
   });
 
+  it('checks an apiBaseUrl name as its connection opens: a private address fails for good, a failed lookup is retried', async () => {
+    const lookups: string[] = [];
+    const resolving = new SmsSender({
+      redis, keys, log: createLogger('silent'), optOuts: new SmsOptOuts(redis, keys, 3600), receipts,
+      publicUrl: 'https://gw.example.com', sendTimeoutMs: 2000,
+      lookup: async (name) => {
+        lookups.push(name);
+        if (name === 'sms.internal.test') return ['10.0.0.7'];
+        throw new Error('the resolver failed');
+      },
+    });
+    try {
+      const refused = await queuedMessage('twilio');
+      refused.inbox.settings = { ...refused.inbox.settings, apiBaseUrl: 'http://sms.internal.test:8080/' };
+      expect(await resolving.send(refused).catch((e) => e)).toMatchObject({ code: 'provider_url_refused', message: expect.stringContaining('10.0.0.7') });
+      expect(await redis.get(keys.smsSendMarker(refused.message.id))).toBeNull();
+      // A lookup that fails without a code: nothing left this host, so the send is retried, not left unknown.
+      const unresolved = await queuedMessage('twilio');
+      unresolved.inbox.settings = { ...unresolved.inbox.settings, apiBaseUrl: 'http://sms-down.internal.test:8080/' };
+      const failure = await resolving.send(unresolved).catch((e) => e);
+      expect(failure).not.toBeInstanceOf(PermanentSendError);
+      expect(failure.message).toMatch(/could not be reached \(EAI_FAIL\); the send will be retried/);
+      expect(await redis.get(keys.smsSendMarker(unresolved.message.id))).toBeNull();
+      expect(lookups).toEqual(['sms.internal.test', 'sms-down.internal.test']);
+    } finally {
+      await resolving.close();
+    }
+  });
+
   it('fails for good, sending nothing, when the provider lookup after an unanswered send is refused as its connection opens', async () => {
     const request = await queuedMessage('twilio');
     const unknown = `unknown:${Date.now() - 5_000}`;

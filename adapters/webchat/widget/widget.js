@@ -98,7 +98,8 @@
   }
   function findPending(cid) { return pending.filter(function (p) { return p.cid === cid; })[0]; }
   function dropPending(p, status) {
-    pending.splice(pending.indexOf(p), 1);
+    var at = pending.indexOf(p);
+    if (at >= 0) pending.splice(at, 1);
     if (status) p.el.setAttribute('data-status', status); else if (p.el.parentNode) p.el.parentNode.removeChild(p.el);
   }
   function markAccepted(p) { p.accepted = true; p.el.setAttribute('data-status', 'sent'); }
@@ -291,15 +292,19 @@
 
   // ---- REST fallback: after 3 failed connects, poll every 3 s and retry the WebSocket every 30 s ----
   var restReady = false, pollTimer;
+  // A request that never settles would hold every later message: each gives up after 15 s (sent again later).
   function req(method, p, body) {
     var o = { method: method, credentials: 'omit', cache: 'no-store' };
     if (body) { o.headers = { 'content-type': 'application/json' }; o.body = JSON.stringify(body); }
+    var abort = typeof AbortController === 'function' ? new AbortController() : null;
+    var timer = abort && setTimeout(function () { abort.abort(); }, 15000);
+    if (abort) o.signal = abort.signal;
     return fetch(httpBase + p, o).then(function (r) {
       return r.text().then(function (t) {
         if (!r.ok) { var e = new Error('HTTP ' + r.status); e.status = r.status; throw e; }
         try { return JSON.parse(t) || {}; } catch (x) { return {}; }
       });
-    });
+    }).then(function (v) { clearTimeout(timer); return v; }, function (e) { clearTimeout(timer); throw e; });
   }
   function restErr(e) { if (e && [401, 403, 404].indexOf(e.status) >= 0) die(4000 + e.status); }
   function enterRest() {

@@ -133,6 +133,10 @@ const server = http.createServer(async (req, res) => {
   if (!v || v === 'bad') return apiError(res, 401, 'bad_token');
   if (req.method === 'POST') {
     if (typeof body?.clientMessageId !== 'string' || typeof body.text !== 'string') return apiError(res, 400, 'bad_request');
+    if (refuseOnce.get(body.text) === 'busy') {
+      refuseOnce.delete(body.text);
+      return apiError(res, 503, 'busy');
+    }
     const delayMs = slowOverRest.get(body.text);
     if (delayMs) await new Promise((resolve) => setTimeout(resolve, delayMs));
     return json(res, 202, { messageId: acceptVisitorMessage(v, body.clientMessageId, body.text) });
@@ -406,9 +410,19 @@ describe('webchat widget (browser)', () => {
     await typeAndSend(page, 'right behind it');
     await expect.poll(() => v.messages.filter((m) => m.direction === 'inbound').length, { timeout: 8000 }).toBe(3);
     expect(v.messages.filter((m) => m.direction === 'inbound').map((m) => m.content.text)).toEqual(['over rest', 'slow to accept', 'right behind it']);
+    // A 503 busy is waited out (3 s) before the message is posted again, the next one behind it.
+    refuseOnce.set('busy over rest', 'busy');
+    await typeAndSend(page, 'busy over rest');
+    await expect.poll(() => posted().filter((c) => c.body?.text === 'busy over rest').length).toBe(1);
+    await typeAndSend(page, 'after busy');
+    await page.waitForTimeout(500);
+    expect(posted().map((c) => c.body?.text).slice(-1)).toEqual(['busy over rest']);
+    await expect.poll(() => v.messages.filter((m) => m.direction === 'inbound').length, { timeout: 8000 }).toBe(5);
+    expect(posted().map((c) => c.body?.text).slice(-3)).toEqual(['busy over rest', 'busy over rest', 'after busy']);
+    expect(v.messages.filter((m) => m.direction === 'inbound').map((m) => m.content.text).slice(-2)).toEqual(['busy over rest', 'after busy']);
     expect(errors).toEqual([]);
     await ctx.close();
-  }, 15_000);
+  }, 25_000);
 
   it('does not reconnect after close code 4404 and shows an error line', async () => {
     const ctx = await browser.newContext();
