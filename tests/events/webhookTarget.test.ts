@@ -77,6 +77,18 @@ describe('a gateway that denies private webhook targets (GATEWAY_WEBHOOK_PRIVATE
     receiver.close();
   });
 
+  /** A visitor's message, accepted (an event for every subscription). */
+  async function visitorSays(clientMessageId: string, text: string): Promise<TestSocket> {
+    const visitor = await TestSocket.open(wsUrl(t.url, `/webchat/${tenant.inboxId}/ws`));
+    visitor.send({ type: 'hello' });
+    await visitor.next((f) => f.type === 'welcome');
+    visitor.send({ type: 'message', clientMessageId, text });
+    await visitor.next((f) => f.type === 'accepted');
+    return visitor;
+  }
+  const deliveriesOf = async (webhookId: string) =>
+    (await t.api('GET', `/api/v1/accounts/${tenant.accountId}/webhooks/${webhookId}/deliveries`, { key: tenant.apiKey })).body.items;
+
   it('refuses a loopback URL with 400 and never calls a name that resolves to one', async () => {
     const port = (receiver.address() as AddressInfo).port;
     const refused = await t.api('POST', `/api/v1/accounts/${tenant.accountId}/webhooks`, {
@@ -94,13 +106,9 @@ describe('a gateway that denies private webhook targets (GATEWAY_WEBHOOK_PRIVATE
       key: tenant.apiKey, body: { url: `http://gateway-test.invalid:${port}/hook`, events: ['message.received'] },
     });
     expect(byName.status).toBe(201);
-    const visitor = await TestSocket.open(wsUrl(t.url, `/webchat/${tenant.inboxId}/ws`));
-    visitor.send({ type: 'hello' });
-    await visitor.next((f) => f.type === 'welcome');
-    visitor.send({ type: 'message', clientMessageId: 'c1', text: 'hi' });
-    await visitor.next((f) => f.type === 'accepted');
+    const visitor = await visitorSays('c1', 'hi');
     // A name that does not resolve may be a passing DNS fault: the delivery waits for its retry.
-    const deliveries = async () => (await t.api('GET', `/api/v1/accounts/${tenant.accountId}/webhooks/${byName.body.id}/deliveries`, { key: tenant.apiKey })).body.items;
+    const deliveries = () => deliveriesOf(byName.body.id);
     await expect.poll(async () => (await deliveries())[0]?.attempts ?? 0, { timeout: 20_000 }).toBeGreaterThanOrEqual(1);
     const [retrying] = await deliveries();
     expect(retrying).toMatchObject({ status: 'pending', lastError: expect.stringContaining('does not resolve') });
@@ -114,12 +122,8 @@ describe('a gateway that denies private webhook targets (GATEWAY_WEBHOOK_PRIVATE
       key: tenant.apiKey, body: { url: 'http://crm.internal.test:8080/by-name', events: ['message.received'] },
     });
     expect(created.status).toBe(201);
-    const visitor = await TestSocket.open(wsUrl(t.url, `/webchat/${tenant.inboxId}/ws`));
-    visitor.send({ type: 'hello' });
-    await visitor.next((f) => f.type === 'welcome');
-    visitor.send({ type: 'message', clientMessageId: 'c3', text: 'by name' });
-    await visitor.next((f) => f.type === 'accepted');
-    const deliveries = async () => (await t.api('GET', `/api/v1/accounts/${tenant.accountId}/webhooks/${created.body.id}/deliveries`, { key: tenant.apiKey })).body.items;
+    const visitor = await visitorSays('c3', 'by name');
+    const deliveries = () => deliveriesOf(created.body.id);
     await expect.poll(async () => (await deliveries())[0]?.status, { timeout: 20_000 }).toBe('failed');
     expect((await deliveries())[0]).toMatchObject({ attempts: 1, failedReason: expect.stringContaining('private address') });
     expect(hits).toBe(0);
@@ -132,12 +136,8 @@ describe('a gateway that denies private webhook targets (GATEWAY_WEBHOOK_PRIVATE
       url: `http://127.0.0.1:${port}/old`, events: ['message.received'], description: '', format: 'structured', inboxIds: null,
       pii: { maskPhoneNumbers: false, maskEmailAddresses: false },
     });
-    const visitor = await TestSocket.open(wsUrl(t.url, `/webchat/${tenant.inboxId}/ws`));
-    visitor.send({ type: 'hello' });
-    await visitor.next((f) => f.type === 'welcome');
-    visitor.send({ type: 'message', clientMessageId: 'c2', text: 'hi again' });
-    await visitor.next((f) => f.type === 'accepted');
-    const deliveries = async () => (await t.api('GET', `/api/v1/accounts/${tenant.accountId}/webhooks/${record.id}/deliveries`, { key: tenant.apiKey })).body.items;
+    const visitor = await visitorSays('c2', 'hi again');
+    const deliveries = () => deliveriesOf(record.id);
     await expect.poll(async () => (await deliveries())[0]?.status, { timeout: 20_000 }).toBe('failed');
     const [failed] = await deliveries();
     expect(failed).toMatchObject({ attempts: 1, failedReason: expect.stringContaining('private address') });

@@ -15,7 +15,7 @@ import { createRedis } from '../../src/redis/connection.ts';
 import { keyspace } from '../../src/redis/keys.ts';
 import { SmsOptOuts } from '../../src/sms/smsOptOut.ts';
 import { SmsReceipts } from '../../src/sms/smsReceipts.ts';
-import { SmsSender } from '../../src/sms/smsSender.ts';
+import { SmsSender, type SmsSenderDeps } from '../../src/sms/smsSender.ts';
 import type { SmsProvider } from '../../adapters/sms/smsProvider.ts';
 import { smsProviders } from '../../adapters/sms/smsProviders.ts';
 import { WebhookTargetError } from '../../src/events/webhookTarget.ts';
@@ -59,14 +59,17 @@ const status = async (request: SendRequest) => redis.hget(keys.message(request.m
 const eventTypes = async () => ((await redis.xrange(keys.accountEvents('acc_1'), '-', '+')) as [string, string[]][])
   .map(([, f]) => JSON.parse(f[1]!) as { type: string; data: { id: string } });
 
+/** A sender on the test's Redis with the usual test deps, changed by `deps`. */
+const senderWith = (deps: Partial<SmsSenderDeps> = {}) => new SmsSender({
+  redis, keys, log: createLogger('silent'), optOuts: new SmsOptOuts(redis, keys, 3600), receipts,
+  publicUrl: 'https://gw.example.com', sendTimeoutMs: 150, ...deps,
+});
+
 beforeAll(() => {
   redis = createRedis(redisUrl(), 'sms-sender-test');
   second = createRedis(redisUrl(), 'sms-sender-test-2');
   receipts = new SmsReceipts(redis, keys, 3600);
-  sender = new SmsSender({
-    redis, keys, log: createLogger('silent'), optOuts: new SmsOptOuts(redis, keys, 3600), receipts,
-    publicUrl: 'https://gw.example.com', sendTimeoutMs: 150,
-  });
+  sender = senderWith();
 });
 afterAll(async () => {
   await redis.quit();
@@ -183,10 +186,7 @@ describe('once-only SMS sends', () => {
     expect(internal.isDone()).toBe(false);
     expect(await redis.get(keys.smsSendMarker(request.message.id))).toBeNull();
     nock.cleanAll();
-    const allowing = new SmsSender({
-      redis, keys, log: createLogger('silent'), optOuts: new SmsOptOuts(redis, keys, 3600), receipts,
-      publicUrl: 'https://gw.example.com', sendTimeoutMs: 150, allowPrivateTargets: true,
-    });
+    const allowing = senderWith({ allowPrivateTargets: true });
     nock('http://127.0.0.1:9').post('/2010-04-01/Accounts/AC1/Messages.json').reply(201, { sid: 'SMlocal' });
     await expect(allowing.send(request)).resolves.toMatchObject({ externalId: 'SMlocal' });
   });
@@ -194,9 +194,7 @@ describe('once-only SMS sends', () => {
   it('sends through its checked dispatcher, and makes a connect-time refusal (DNS rebinding) final with nothing sent', async () => {
     const request = await queuedMessage('twilio');
     const seen: unknown[] = [];
-    const rebinding = new SmsSender({
-      redis, keys, log: createLogger('silent'), optOuts: new SmsOptOuts(redis, keys, 3600), receipts,
-      publicUrl: 'https://gw.example.com', sendTimeoutMs: 150,
+    const rebinding = senderWith({
       providers: {
         twilio: {
           ...smsProviders.twilio,
@@ -220,9 +218,8 @@ describe('once-only SMS sends', () => {
 
   it('checks an apiBaseUrl name as its connection opens: a private address fails for good, a failed lookup is retried', async () => {
     const lookups: string[] = [];
-    const resolving = new SmsSender({
-      redis, keys, log: createLogger('silent'), optOuts: new SmsOptOuts(redis, keys, 3600), receipts,
-      publicUrl: 'https://gw.example.com', sendTimeoutMs: 2000,
+    const resolving = senderWith({
+      sendTimeoutMs: 2000,
       lookup: async (name) => {
         lookups.push(name);
         if (name === 'sms.internal.test') return ['10.0.0.7'];
@@ -252,9 +249,7 @@ describe('once-only SMS sends', () => {
     const unknown = `unknown:${Date.now() - 5_000}`;
     await redis.set(keys.smsSendMarker(request.message.id), unknown);
     const sent: unknown[] = [];
-    const rebinding = new SmsSender({
-      redis, keys, log: createLogger('silent'), optOuts: new SmsOptOuts(redis, keys, 3600), receipts,
-      publicUrl: 'https://gw.example.com', sendTimeoutMs: 150,
+    const rebinding = senderWith({
       providers: {
         twilio: {
           ...smsProviders.twilio,
