@@ -7,7 +7,8 @@
 // It resolves when the mail is durably queued (answer the provider only then), with the job id derived
 // from the Message-ID so a provider retry, an IMAP replay or a UIDVALIDITY resync is stored once.
 // Attachments are stored like other media first (same keys on a retry); a mail that finds the line of adds
-// full is refused before any is written. A delivery report (bounce) about one of our replies marks that reply failed (message.failed) instead of opening a conversation.
+// full is refused before any is written. A delivery report (bounce) about one of our replies marks that
+// reply failed (message.failed) instead of opening a conversation.
 // Automated mail (Auto-Submitted, Precedence bulk/junk/auto_reply, mailer-daemon) joins a conversation
 // it answers (a resolved one stays resolved) but opens none unless the inbox allows it; no email is ever
 // answered automatically.

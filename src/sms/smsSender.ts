@@ -102,7 +102,7 @@ export class SmsSender implements ChannelAdapter {
         .catch((error: unknown) => {
           const refusal = connectRefusal(error);
           // Refused as the connection opened: the provider cannot be asked, and no retry changes that.
-          if (refusal) throw new PermanentSendError('provider_url_refused', `The inbox's apiBaseUrl is refused: ${refusal.message}.`);
+          if (refusal) throw providerUrlRefused(refusal);
           throw error;
         });
       // The same text to the same number twice: a sid another message already owns is that message's.
@@ -148,7 +148,7 @@ export class SmsSender implements ChannelAdapter {
       if (refusal) {
         // Refused as the connection opened: nothing left this host.
         await redis.del(markerKey);
-        throw new PermanentSendError('provider_url_refused', `The inbox's apiBaseUrl is refused: ${refusal.message}.`);
+        throw providerUrlRefused(refusal);
       }
       if (requestNeverLeft(error)) {
         await redis.del(markerKey);
@@ -172,7 +172,7 @@ export class SmsSender implements ChannelAdapter {
       await checkWebhookTarget(base, this.deps.allowPrivateTargets ?? false, false);
     } catch (error) {
       if (error instanceof WebhookTargetError) {
-        throw new PermanentSendError('provider_url_refused', `The inbox's apiBaseUrl is refused: ${error.message}.`);
+        throw providerUrlRefused(error);
       }
       throw new Error(`The inbox's apiBaseUrl cannot be checked (${(error as Error).message}); the send will be retried`);
     }
@@ -226,4 +226,9 @@ function replyText(content: SendRequest['message']['content'], provider: string)
 function errorCode(error: unknown): string {
   const e = error as { code?: string; cause?: { code?: string } };
   return e.cause?.code ?? e.code ?? '';
+}
+
+/** The inbox's apiBaseUrl leads to an address the gateway may not call: final, whichever check refused it. */
+function providerUrlRefused(refusal: WebhookTargetError): PermanentSendError {
+  return new PermanentSendError('provider_url_refused', `The inbox's apiBaseUrl is refused: ${refusal.message}.`);
 }

@@ -168,12 +168,10 @@ local function assignTo(prefix, convKey, agentId, nowIso, nowMs, eventType, prev
     notePace(prefix, accountId, queueId, nowMs)
     if not reserved then advanceTurn(prefix, accountId, queueId, agentId) end
   end
-  if f[8] then
-    -- Its place in line is kept, should this agent let go of it through no doing of the customer's (handBackToQueue).
-    redis.call('HSET', convKey, 'assigneeId', agentId, 'assignedAt', nowIso, 'updatedAt', nowIso, 'placeInLineMs', f[8])
-  else
-    redis.call('HSET', convKey, 'assigneeId', agentId, 'assignedAt', nowIso, 'updatedAt', nowIso)
-  end
+  local held = { 'assigneeId', agentId, 'assignedAt', nowIso, 'updatedAt', nowIso }
+  -- Its place in line is kept, should this agent let go of it through no doing of the customer's (handBackToQueue).
+  if f[8] then held[#held + 1], held[#held + 2] = 'placeInLineMs', f[8] end
+  redis.call('HSET', convKey, unpack(held))
   redis.call('HDEL', convKey, 'offeredTo', 'offerExpiresMs', 'waitingSince', 'waitingSinceMs', 'handedBackBy')
   redis.call('DEL', convKey .. ':declined')
   redis.call('HSET', prefix .. ':contact:' .. f[5], 'lastAgentId', agentId, 'lastAgentMs', nowMs)
@@ -413,9 +411,10 @@ end
 local function handBackToQueue(prefix, convKey, agentId, nowIso, nowMs)
   -- Held, so not waiting (assignTo dropped waitingSinceMs): requeue waits from placeInLineMs, else from now.
   local placeInLine = redis.call('HGET', convKey, 'placeInLineMs')
-  redis.call('HSET', convKey, 'assigneeId', '', 'handedBackBy', agentId)
+  local released = { 'assigneeId', '', 'handedBackBy', agentId }
+  if placeInLine then released[5], released[6] = 'waitingSinceMs', placeInLine end
+  redis.call('HSET', convKey, unpack(released))
   redis.call('HDEL', convKey, 'offeredTo', 'offerExpiresMs')
-  if placeInLine then redis.call('HSET', convKey, 'waitingSinceMs', placeInLine) end
   return requeue(prefix, convKey, nowIso, nowMs, agentId)
 end
 
