@@ -5,7 +5,8 @@
 // round is the verdict), BENCH_RATE (200), BENCH_SECONDS (10), REDIS_URL (else an embedded redis-server
 // with AOF as in production), BENCH_JSON=1 to print the result as JSON too, BENCH_CPU_PROF=dir to write
 // a CPU profile of the last round's gateway throughput phase (the profiler's cost is in that round's figures),
-// BENCH_NO_REWRITE=1 to turn the embedded Redis's automatic AOF rewrites off (to see what they cost a round).
+// BENCH_NO_REWRITE=1 to turn the embedded Redis's automatic AOF rewrites off (to see what they cost a round),
+// BENCH_CLIENT_PROF=dir to write a CPU profile of each round's load clients process (whole process, setup included).
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
@@ -30,7 +31,8 @@ const agentCapacityLimit = 1000;
 interface PhaseLoad { gatewayCore: number; redisCore: number; redisChildCore: number; aofRewrites: number; aofBytes: number; loopDelayP99Ms: number; loopDelayMaxMs: number }
 
 async function runClients(config: LoadConfig, meterFor: () => CpuMeter, profileFile?: string) {
-  const child = fork(new URL('./loadClients.ts', import.meta.url), [], { execArgv: ['--import', 'tsx'], stdio: 'inherit' });
+  const clientProfile = process.env.BENCH_CLIENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CLIENT_PROF}`] : [];
+  const child = fork(new URL('./loadClients.ts', import.meta.url), [], { execArgv: ['--import', 'tsx', ...clientProfile], stdio: 'inherit' });
   const loopDelay = monitorEventLoopDelay({ resolution: 5 });
   loopDelay.enable();
   const phases: Record<string, PhaseLoad> = {};
@@ -185,7 +187,7 @@ async function main() {
       const phase = result.phases.throughput;
       // CPU per message (process / redis) beside the rates: spent time, which the host's steal does not inflate.
       console.log(`  round ${round + 1}/${roundCount}: floor ${floor.jobsPerSecond.toFixed(0)} jobs/s (cpu ${cpuMs(floor.processCore, floor.seconds, floor.jobs)} / ${cpuMs(floor.redisCore, floor.seconds, floor.jobs)} ms), ` +
-        `gateway ${t.messagesPerSecond.toFixed(0)} msg/s (cpu ${cpuMs(phase?.gatewayCore ?? NaN, t.seconds, t.received)} / ${cpuMs(phase?.redisCore ?? NaN, t.seconds, t.received)} ms), ratio ${(100 * t.messagesPerSecond / floor.jobsPerSecond).toFixed(1)} %` +
+        `gateway ${t.messagesPerSecond.toFixed(0)} msg/s (cpu ${cpuMs(phase?.gatewayCore ?? NaN, t.seconds, t.received)} / ${cpuMs(phase?.redisCore ?? NaN, t.seconds, t.received)} ms), ratio ${(100 * t.messagesPerSecond / floor.jobsPerSecond).toFixed(1)} %, clients ${cpuMs(t.clientCore, t.seconds, t.received)} ms` +
         `; AOF rewrites during floor / gateway ${floor.aofRewrites} / ${phase?.aofRewrites ?? '—'} (their cpu ${pct(floor.redisChildCore)} / ${pct(phase?.redisChildCore ?? NaN)} of a core)` +
         `; AOF bytes per message ${aofPerMessage(floor.aofBytes, floor.jobs)} / ${aofPerMessage(phase?.aofBytes ?? NaN, t.received)}`);
     }
