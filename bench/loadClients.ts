@@ -3,6 +3,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { z } from 'zod';
+import { underlyingSocket } from '../src/live/liveFeed.ts';
 import { summarizeLatency, type LatencySummary } from './stats.ts';
 
 export const loadConfigSchema = z.object({
@@ -65,10 +66,9 @@ class VisitorClient {
   }
 
   send(clientMessageId: string, text: string) { this.ws.send(JSON.stringify({ type: 'message', clientMessageId, text })); }
-  /** Frames sent from cork() to uncork() leave this client in one write (ws keeps the TCP socket as `_socket`). */
-  cork() { this.tcp?.cork(); }
-  uncork() { this.tcp?.uncork(); }
-  private get tcp() { return (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket; }
+  /** Frames sent from cork() to uncork() leave this client in one write. */
+  cork() { underlyingSocket(this.ws)?.cork(); }
+  uncork() { underlyingSocket(this.ws)?.uncork(); }
   close() { this.ws.close(); }
 }
 

@@ -3,6 +3,7 @@
 // access_token or the AppSecret, so no error built here ever contains a URL.
 import { Agent } from 'undici';
 import { z } from 'zod';
+import { connectTimeoutFor, maxConnectTimeoutMs } from '../../src/events/checkedDispatcher.ts';
 import { requestNeverLeft } from '../channelAdapter.ts';
 
 export const wechatDefaultApiBase = 'https://api.weixin.qq.com';
@@ -11,13 +12,13 @@ export const wechatHttpTimeoutMs = 10_000;
  * Connects (DNS, TCP, TLS) fail on their own, well inside a call's timeout: a connect that hangs is then "never
  * left this host" (UND_ERR_CONNECT_TIMEOUT, retried), not a call timing out after its request may have gone.
  */
-const wechatConnections = new Agent({ connect: { timeout: 5_000 } });
+const wechatConnections = new Agent({ connect: { timeout: maxConnectTimeoutMs } });
 const shorterConnections = new Map<number, Agent>();
 
 /** The connection pool for calls of `timeoutMs`: its connects give up within half of that (at most 5 s). */
 function connectionsFor(timeoutMs: number): Agent {
-  const connectMs = Math.min(5_000, Math.floor(timeoutMs / 2));
-  if (connectMs === 5_000) return wechatConnections;
+  const connectMs = connectTimeoutFor(timeoutMs);
+  if (connectMs === maxConnectTimeoutMs) return wechatConnections;
   let agent = shorterConnections.get(connectMs);
   if (!agent) shorterConnections.set(connectMs, agent = new Agent({ connect: { timeout: connectMs } }));
   return agent;

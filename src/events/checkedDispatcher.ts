@@ -14,6 +14,16 @@ const systemLookup: AddressLookup = (hostname) => new Promise((resolve, reject) 
   dnsLookup(hostname, { all: true }, (error, addresses) => (error ? reject(error) : resolve(addresses.map((a) => a.address))));
 });
 
+/**
+ * How long a provider call's connect (DNS, TCP, TLS) may take: half the call's timeout, at most 5 s. A connect
+ * that hangs then fails on its own as "never left this host" (retried), not as a call whose request may have gone.
+ */
+export function connectTimeoutFor(callTimeoutMs: number): number {
+  return Math.min(maxConnectTimeoutMs, Math.floor(callTimeoutMs / 2));
+}
+
+export const maxConnectTimeoutMs = 5_000;
+
 export interface CheckedDispatcherOptions {
   allowPrivate: boolean;
   self?: GatewayAddress;

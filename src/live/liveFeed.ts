@@ -112,7 +112,7 @@ export function eventTypeOf(envelope: string): string {
 }
 
 /** The TCP socket under a WebSocket (ws keeps it as `_socket`), for corking writes. */
-function underlyingSocket(socket: WebSocket): { cork(): void; uncork(): void } | undefined {
+export function underlyingSocket(socket: WebSocket): { cork(): void; uncork(): void } | undefined {
   return (socket as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
 }
 

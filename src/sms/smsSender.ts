@@ -12,7 +12,7 @@ import { SmsProviderError, type SmsProvider, type SmsSendRequest } from '../../a
 import { smsProviders } from '../../adapters/sms/smsProviders.ts';
 import { runScript } from '../commands/index.ts';
 import type { Agent } from 'undici';
-import { connectRefusal, createCheckedDispatcher, type AddressLookup } from '../events/checkedDispatcher.ts';
+import { connectRefusal, connectTimeoutFor, createCheckedDispatcher, type AddressLookup } from '../events/checkedDispatcher.ts';
 import { checkWebhookTarget, WebhookTargetError } from '../events/webhookTarget.ts';
 import { credentialSchemaFor, inboxTypes, providerUrls } from '../inboxes/inboxTypes.ts';
 import type { Logger } from '../logger.ts';
@@ -48,7 +48,7 @@ export class SmsSender implements ChannelAdapter {
   constructor(private readonly deps: SmsSenderDeps) {
     this.providers = deps.providers ?? smsProviders;
     // Connects time out on their own first: a connect that hangs is then "never sent" (retried), not unknown.
-    this.dispatcher = createCheckedDispatcher({ allowPrivate: deps.allowPrivateTargets ?? false, connectTimeoutMs: Math.min(5_000, Math.floor(this.timeoutMs / 2)), lookup: deps.lookup });
+    this.dispatcher = createCheckedDispatcher({ allowPrivate: deps.allowPrivateTargets ?? false, connectTimeoutMs: connectTimeoutFor(this.timeoutMs), lookup: deps.lookup });
   }
 
   /** Closes the connections kept to the providers. */
