@@ -5,9 +5,9 @@ import { normalizeVisitorMessage } from '../adapters/webchat/visitorFrames.ts';
 import { InboundAcceptor } from '../src/ingest/acceptInbound.ts';
 import { jobOptions, type InboundJob } from '../src/queues.ts';
 import { createRedis } from '../src/redis/connection.ts';
-import { CpuMeter } from './stats.ts';
+import { CpuMeter, type CommandStats } from './stats.ts';
 
-export interface FloorResult { jobs: number; seconds: number; jobsPerSecond: number; processCore: number; redisCore: number; redisChildCore: number; aofRewrites: number; aofBytes: number }
+export interface FloorResult { jobs: number; seconds: number; jobsPerSecond: number; processCore: number; redisCore: number; redisChildCore: number; aofRewrites: number; aofBytes: number; commands: CommandStats }
 
 function inboundJob(run: string, index: number, seq: number): InboundJob {
   const visitorId = `v_bench${run}${index % 250}`;

@@ -19,7 +19,7 @@ import { runScript } from '../src/commands/index.ts';
 import { createRedis } from '../src/redis/connection.ts';
 import { benchRedis, numberEnv } from './benchRedis.ts';
 import { keyspace, type Keyspace } from '../src/redis/keys.ts';
-import { CpuMeter, redisStalls, summarizeLatency, type LatencySummary } from './stats.ts';
+import { commandStatsDelta, CpuMeter, redisCommandStats, redisStalls, summarizeLatency, type LatencySummary } from './stats.ts';
 
 const assignmentsGoal = 2000;
 const p99GoalMs = 50;
@@ -170,29 +170,12 @@ function floorMover(prefix: string, sha: string, feed: AssignedFeed): Mover {
   };
 }
 
-/** INFO commandstats as {command: {calls, usec}}: Redis 7 counts the commands a script runs too. */
-async function commandStats(redis: Redis): Promise<Map<string, { calls: number; usec: number }>> {
-  const stats = new Map<string, { calls: number; usec: number }>();
-  for (const match of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
-    stats.set(match[1]!, { calls: Number(match[2]), usec: Number(match[3]) });
-  }
-  return stats;
-}
-function statsDelta(before: Map<string, { calls: number; usec: number }>, after: Map<string, { calls: number; usec: number }>) {
-  const delta = new Map<string, { calls: number; usec: number }>();
-  for (const [name, a] of after) {
-    const b = before.get(name) ?? { calls: 0, usec: 0 };
-    if (a.calls > b.calls) delta.set(name, { calls: a.calls - b.calls, usec: a.usec - b.usec });
-  }
-  return delta;
-}
-
 interface Measured { count: number; seconds: number; perSecond: number; benchCore: number; redisCore: number; redisCpuMsPer: number; scriptUsecPer: number; callsPer: Record<string, number> }
 
 /** Runs `work`, which must end in `count` assignments, and measures rate, CPU and what Redis ran for them. */
 async function measure(observer: Redis, feed: AssignedFeed, count: number, work: () => Promise<void>): Promise<Measured> {
   const meter = new CpuMeter(observer);
-  const statsBefore = await commandStats(observer);
+  const statsBefore = await redisCommandStats(observer);
   await meter.start();
   const target = feed.assigned + count;
   const reached = feed.until(target);
@@ -201,7 +184,7 @@ async function measure(observer: Redis, feed: AssignedFeed, count: number, work:
   await withTimeout(reached, 60_000, `${count} assignments`);
   const seconds = (feed.lastAssignedAt - started) / 1000;
   const cpu = await meter.stop();
-  const delta = statsDelta(statsBefore, await commandStats(observer));
+  const delta = commandStatsDelta(statsBefore, await redisCommandStats(observer));
   const scripts = delta.get('evalsha') ?? { calls: 0, usec: 0 };
   const callsPer: Record<string, number> = {};
   for (const [name, d] of [...delta].sort((a, b) => b[1].calls - a[1].calls)) {

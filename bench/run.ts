@@ -6,18 +6,21 @@
 // with AOF as in production), BENCH_JSON=1 to print the result as JSON too, BENCH_CPU_PROF=dir to write
 // a CPU profile of the last round's gateway throughput phase (the profiler's cost is in that round's figures),
 // BENCH_NO_REWRITE=1 to turn the embedded Redis's automatic AOF rewrites off (to see what they cost a round),
-// BENCH_CLIENT_PROF=dir to write a CPU profile of each round's load clients process (whole process, setup included).
+// BENCH_CLIENT_PROF=dir to write a CPU profile of each round's load clients process (whole process, setup included),
+// BENCH_COMMANDSTATS=1 to print each round's Redis commands per message (INFO commandstats: calls × µs each),
+// BENCH_TIMELINE=1 to print each throughput phase by 100 ms (gateway and Redis CPU, messages ingested).
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { Redis } from 'ioredis';
 import { createRedis } from '../src/redis/connection.ts';
 import { benchRedis, numberEnv } from './benchRedis.ts';
 import { measureFloor, type FloorResult } from './floor.ts';
 import { benchSettings, createBenchTenant, startGatewayUnderTest } from './gatewayUnderTest.ts';
 import type { ChildMessage, LatencyResult, LoadConfig, ParentMessage, ThroughputResult } from './loadClients.ts';
-import { CpuMeter, redisStalls, startCpuProfile, type LatencySummary } from './stats.ts';
+import { CpuMeter, describeCommandStats, redisCpuSeconds, redisStalls, startCpuProfile, type CommandStats, type LatencySummary } from './stats.ts';
 
 const throughputGoal = 0.5;
 const p99GoalMs = 50;
@@ -28,9 +31,39 @@ const perVisitorBurst = 20;
 const warmupMessages = 2000;
 const agentCapacityLimit = 1000;
 
-interface PhaseLoad { gatewayCore: number; redisCore: number; redisChildCore: number; aofRewrites: number; aofBytes: number; loopDelayP99Ms: number; loopDelayMaxMs: number }
+interface PhaseLoad { gatewayCore: number; redisCore: number; redisChildCore: number; aofRewrites: number; aofBytes: number; commands: CommandStats; loopDelayP99Ms: number; loopDelayMaxMs: number }
 
-async function runClients(config: LoadConfig, meterFor: () => CpuMeter, profileFile?: string) {
+/** The host's CPU time so far, all cores (/proc/stat, in clock ticks): busy, steal and total. */
+function hostCpu() {
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number) as number[];
+  return { busy: user! + nice! + system! + irq! + softirq! + steal!, steal: steal!, total: user! + nice! + system! + idle! + iowait! + irq! + softirq! + steal! };
+}
+
+/** Every 100 ms of the throughput phase: this process's, Redis's and the whole host's CPU, and messages ingested. */
+function startTimeline(observer: Redis, ingested: () => Promise<number>) {
+  const lines: string[] = [];
+  let last: { at: number; cpu: NodeJS.CpuUsage; redis: number; ingested: number; host: ReturnType<typeof hostCpu> } | undefined;
+  let reading = false;
+  const timer = setInterval(() => {
+    if (reading) return;
+    reading = true;
+    void Promise.all([redisCpuSeconds(observer), ingested()]).then(([redis, count]) => {
+      const now = { at: performance.now(), cpu: process.cpuUsage(), redis: redis.own, ingested: count, host: hostCpu() };
+      if (last) {
+        const wallMs = now.at - last.at;
+        const ticks = Math.max(1, now.host.total - last.host.total);
+        const gateway = (now.cpu.user + now.cpu.system - last.cpu.user - last.cpu.system) / 1000 / wallMs;
+        lines.push(`    +${(now.at / 1000).toFixed(1)} s: gateway ${pct(gateway)}, redis ${pct(((now.redis - last.redis) * 1000) / wallMs)}, ` +
+          `host ${pct((now.host.busy - last.host.busy) / ticks)} of all cores (steal ${pct((now.host.steal - last.host.steal) / ticks)}), ` +
+          `ingested ${(((now.ingested - last.ingested) * 1000) / wallMs).toFixed(0)}/s`);
+      }
+      last = now;
+    }).finally(() => { reading = false; });
+  }, 100);
+  return { stop: () => { clearInterval(timer); return lines; } };
+}
+
+async function runClients(config: LoadConfig, meterFor: () => CpuMeter, profileFile?: string, ingested?: () => Promise<number>, observer?: Redis) {
   const clientProfile = process.env.BENCH_CLIENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CLIENT_PROF}`] : [];
   const child = fork(new URL('./loadClients.ts', import.meta.url), [], { execArgv: ['--import', 'tsx', ...clientProfile], stdio: 'inherit' });
   const loopDelay = monitorEventLoopDelay({ resolution: 5 });
@@ -39,6 +72,7 @@ async function runClients(config: LoadConfig, meterFor: () => CpuMeter, profileF
   let meter: CpuMeter | undefined;
   let measured: Promise<void> = Promise.resolve();
   let profile: Awaited<ReturnType<typeof startCpuProfile>> | undefined;
+  let timeline: ReturnType<typeof startTimeline> | undefined;
   try {
     return await new Promise<{ throughput: ThroughputResult; latency: LatencyResult; warmupReceived: number; phases: Record<string, PhaseLoad> }>((resolve, reject) => {
       child.on('exit', (code) => reject(new Error(`load clients exited (${code}) without a result`)));
@@ -50,12 +84,15 @@ async function runClients(config: LoadConfig, meterFor: () => CpuMeter, profileF
           const profiling = profileFile && message.name === 'throughput' ? startCpuProfile().then((p) => { profile = p; }) : Promise.resolve();
           void profiling.then(() => meter!.start()).then(() => {
             loopDelay.reset();
+            if (ingested && observer && message.name === 'throughput') timeline = startTimeline(observer, ingested);
             child.send({ type: 'phase-ready' } satisfies ParentMessage);
           }, reject);
         } else {
           const delay = { loopDelayP99Ms: loopDelay.percentile(99) / 1e6, loopDelayMaxMs: loopDelay.max / 1e6 };
+          if (timeline) console.log(timeline.stop().join('\n'));
+          timeline = undefined;
           measured = meter!.stop().then(async (cpu) => {
-            phases[message.name] = { gatewayCore: cpu.processCore, redisCore: cpu.redisCore, redisChildCore: cpu.redisChildCore, aofRewrites: cpu.aofRewrites, aofBytes: cpu.aofBytes, ...delay };
+            phases[message.name] = { gatewayCore: cpu.processCore, redisCore: cpu.redisCore, redisChildCore: cpu.redisChildCore, aofRewrites: cpu.aofRewrites, aofBytes: cpu.aofBytes, commands: cpu.commands, ...delay };
             if (profile) await profile.stop(profileFile!);
             profile = undefined;
           }, reject);
@@ -119,6 +156,11 @@ function report(config: { n: number; rate: number; seconds: number; concurrency:
   return { ratio, complete };
 }
 
+/** Inbound jobs the gateway under test has completed so far (its own jobs-processed counter). */
+function ingestedSoFar(g: Awaited<ReturnType<typeof startGatewayUnderTest>>) {
+  return async () => (await g.gateway.metrics.jobsProcessed.get()).values.find((v) => v.labels.queue === 'inbound')?.value ?? 0;
+}
+
 async function deleteKeys(redisUrl: string, prefixes: string[]) {
   const redis = createRedis(redisUrl, 'bench-cleanup');
   try {
@@ -180,7 +222,8 @@ async function main() {
         url: g.url, inboxId: tenant.inboxId, agentToken: tenant.agentToken, messages: n, perVisitorBurst, warmupMessages,
         // Only the last round measures latency at full length; the others keep it short.
         rate, seconds: last ? seconds : Math.min(seconds, 1),
-      }, () => new CpuMeter(observer), profileDir && last ? join(profileDir, `gateway-throughput-${run}.cpuprofile`) : undefined);
+      }, () => new CpuMeter(observer), profileDir && last ? join(profileDir, `gateway-throughput-${run}.cpuprofile`) : undefined,
+      process.env.BENCH_TIMELINE === '1' ? ingestedSoFar(g) : undefined, observer);
       if (result.warmupReceived < warmupMessages) console.warn(`warning: only ${result.warmupReceived}/${warmupMessages} warm-up messages reached the agent`);
       rounds.push({ floor, result });
       const t = result.throughput;
@@ -190,6 +233,10 @@ async function main() {
         `gateway ${t.messagesPerSecond.toFixed(0)} msg/s (cpu ${cpuMs(phase?.gatewayCore ?? NaN, t.seconds, t.received)} / ${cpuMs(phase?.redisCore ?? NaN, t.seconds, t.received)} ms), ratio ${(100 * t.messagesPerSecond / floor.jobsPerSecond).toFixed(1)} %, clients ${cpuMs(t.clientCore, t.seconds, t.received)} ms` +
         `; AOF rewrites during floor / gateway ${floor.aofRewrites} / ${phase?.aofRewrites ?? '—'} (their cpu ${pct(floor.redisChildCore)} / ${pct(phase?.redisChildCore ?? NaN)} of a core)` +
         `; AOF bytes per message ${aofPerMessage(floor.aofBytes, floor.jobs)} / ${aofPerMessage(phase?.aofBytes ?? NaN, t.received)}`);
+      if (process.env.BENCH_COMMANDSTATS === '1') {
+        console.log(`    floor redis: ${describeCommandStats(floor.commands, floor.jobs)}`);
+        if (phase) console.log(`    gateway redis: ${describeCommandStats(phase.commands, t.received)}`);
+      }
     }
     const byRatio = [...rounds].sort((a, b) => a.result.throughput.messagesPerSecond / a.floor.jobsPerSecond - b.result.throughput.messagesPerSecond / b.floor.jobsPerSecond);
     const median = byRatio[Math.floor(byRatio.length / 2)]!;

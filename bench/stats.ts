@@ -29,25 +29,57 @@ export async function redisCpuSeconds(redis: Redis): Promise<{ own: number; chil
   };
 }
 
+export type CommandStats = Map<string, { calls: number; usec: number }>;
+
+/** INFO commandstats as {command: {calls, usec}}: Redis 7 counts the commands a script runs too. */
+export async function redisCommandStats(redis: Redis): Promise<CommandStats> {
+  const stats: CommandStats = new Map();
+  for (const match of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
+    stats.set(match[1]!, { calls: Number(match[2]), usec: Number(match[3]) });
+  }
+  return stats;
+}
+
+/** What Redis ran between two readings. */
+export function commandStatsDelta(before: CommandStats, after: CommandStats): CommandStats {
+  const delta: CommandStats = new Map();
+  for (const [name, a] of after) {
+    const b = before.get(name) ?? { calls: 0, usec: 0 };
+    if (a.calls > b.calls) delta.set(name, { calls: a.calls - b.calls, usec: a.usec - b.usec });
+  }
+  return delta;
+}
+
+/** A span's commands per message, busiest first: calls × µs each = µs per message. */
+export function describeCommandStats(delta: CommandStats, messages: number): string {
+  return [...delta].sort(([, x], [, y]) => y.usec - x.usec)
+    .map(([name, c]) => `${name} ${(c.calls / messages).toFixed(2)}×${(c.usec / c.calls).toFixed(1)}=${(c.usec / messages).toFixed(1)}µs`)
+    .join(', ');
+}
+
 /** CPU of this process and of Redis across a span, as a share of one core. */
 export class CpuMeter {
   private processStart = process.cpuUsage();
   private redisStart = { own: 0, children: 0, aofRewrites: 0, aofBytes: 0, aofBase: 0 };
   private wallStart = performance.now();
+  private commandsStart: CommandStats = new Map();
 
   constructor(private readonly redis: Redis) {}
 
   async start(): Promise<void> {
+    this.commandsStart = await redisCommandStats(this.redis);
     this.redisStart = await redisCpuSeconds(this.redis);
     this.processStart = process.cpuUsage();
     this.wallStart = performance.now();
   }
 
-  async stop(): Promise<{ processCore: number; redisCore: number; redisChildCore: number; aofRewrites: number; aofBytes: number }> {
+  async stop(): Promise<{ processCore: number; redisCore: number; redisChildCore: number; aofRewrites: number; aofBytes: number; commands: CommandStats }> {
     const used = process.cpuUsage(this.processStart);
     const wallSeconds = (performance.now() - this.wallStart) / 1000;
     const redis = await redisCpuSeconds(this.redis);
+    const commands = commandStatsDelta(this.commandsStart, await redisCommandStats(this.redis));
     return {
+      commands,
       processCore: (used.user + used.system) / 1e6 / wallSeconds,
       redisCore: (redis.own - this.redisStart.own) / wallSeconds,
       redisChildCore: (redis.children - this.redisStart.children) / wallSeconds,
