@@ -19,7 +19,7 @@ import { runScript } from '../src/commands/index.ts';
 import { createRedis } from '../src/redis/connection.ts';
 import { benchRedis, numberEnv } from './benchRedis.ts';
 import { keyspace, type Keyspace } from '../src/redis/keys.ts';
-import { commandStatsDelta, CpuMeter, redisCommandStats, redisStalls, summarizeLatency, type LatencySummary } from './stats.ts';
+import { CpuMeter, redisStalls, summarizeLatency, type LatencySummary } from './stats.ts';
 
 const assignmentsGoal = 2000;
 const p99GoalMs = 50;
@@ -175,7 +175,6 @@ interface Measured { count: number; seconds: number; perSecond: number; benchCor
 /** Runs `work`, which must end in `count` assignments, and measures rate, CPU and what Redis ran for them. */
 async function measure(observer: Redis, feed: AssignedFeed, count: number, work: () => Promise<void>): Promise<Measured> {
   const meter = new CpuMeter(observer);
-  const statsBefore = await redisCommandStats(observer);
   await meter.start();
   const target = feed.assigned + count;
   const reached = feed.until(target);
@@ -184,7 +183,7 @@ async function measure(observer: Redis, feed: AssignedFeed, count: number, work:
   await withTimeout(reached, 60_000, `${count} assignments`);
   const seconds = (feed.lastAssignedAt - started) / 1000;
   const cpu = await meter.stop();
-  const delta = commandStatsDelta(statsBefore, await redisCommandStats(observer));
+  const delta = cpu.commands;
   const scripts = delta.get('evalsha') ?? { calls: 0, usec: 0 };
   const callsPer: Record<string, number> = {};
   for (const [name, d] of [...delta].sort((a, b) => b[1].calls - a[1].calls)) {

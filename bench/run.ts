@@ -8,7 +8,7 @@
 // BENCH_NO_REWRITE=1 to turn the embedded Redis's automatic AOF rewrites off (to see what they cost a round),
 // BENCH_CLIENT_PROF=dir to write a CPU profile of each round's load clients process (whole process, setup included),
 // BENCH_COMMANDSTATS=1 to print each round's Redis commands per message (INFO commandstats: calls × µs each),
-// BENCH_TIMELINE=1 to print each throughput phase by 100 ms (gateway and Redis CPU, messages ingested).
+// BENCH_TIMELINE=1 to print each throughput phase by 100 ms (gateway, Redis and host CPU, messages ingested).
 import { fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -63,7 +63,7 @@ function startTimeline(observer: Redis, ingested: () => Promise<number>) {
   return { stop: () => { clearInterval(timer); return lines; } };
 }
 
-async function runClients(config: LoadConfig, meterFor: () => CpuMeter, profileFile?: string, ingested?: () => Promise<number>, observer?: Redis) {
+async function runClients(config: LoadConfig, meterFor: () => CpuMeter, profileFile?: string, timelineOf?: { observer: Redis; ingested: () => Promise<number> }) {
   const clientProfile = process.env.BENCH_CLIENT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CLIENT_PROF}`] : [];
   const child = fork(new URL('./loadClients.ts', import.meta.url), [], { execArgv: ['--import', 'tsx', ...clientProfile], stdio: 'inherit' });
   const loopDelay = monitorEventLoopDelay({ resolution: 5 });
@@ -84,7 +84,7 @@ async function runClients(config: LoadConfig, meterFor: () => CpuMeter, profileF
           const profiling = profileFile && message.name === 'throughput' ? startCpuProfile().then((p) => { profile = p; }) : Promise.resolve();
           void profiling.then(() => meter!.start()).then(() => {
             loopDelay.reset();
-            if (ingested && observer && message.name === 'throughput') timeline = startTimeline(observer, ingested);
+            if (timelineOf && message.name === 'throughput') timeline = startTimeline(timelineOf.observer, timelineOf.ingested);
             child.send({ type: 'phase-ready' } satisfies ParentMessage);
           }, reject);
         } else {
@@ -223,7 +223,7 @@ async function main() {
         // Only the last round measures latency at full length; the others keep it short.
         rate, seconds: last ? seconds : Math.min(seconds, 1),
       }, () => new CpuMeter(observer), profileDir && last ? join(profileDir, `gateway-throughput-${run}.cpuprofile`) : undefined,
-      process.env.BENCH_TIMELINE === '1' ? ingestedSoFar(g) : undefined, observer);
+      process.env.BENCH_TIMELINE === '1' ? { observer, ingested: ingestedSoFar(g) } : undefined);
       if (result.warmupReceived < warmupMessages) console.warn(`warning: only ${result.warmupReceived}/${warmupMessages} warm-up messages reached the agent`);
       rounds.push({ floor, result });
       const t = result.throughput;

@@ -32,7 +32,7 @@ export async function redisCpuSeconds(redis: Redis): Promise<{ own: number; chil
 export type CommandStats = Map<string, { calls: number; usec: number }>;
 
 /** INFO commandstats as {command: {calls, usec}}: Redis 7 counts the commands a script runs too. */
-export async function redisCommandStats(redis: Redis): Promise<CommandStats> {
+async function redisCommandStats(redis: Redis): Promise<CommandStats> {
   const stats: CommandStats = new Map();
   for (const match of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) {
     stats.set(match[1]!, { calls: Number(match[2]), usec: Number(match[3]) });
@@ -41,7 +41,7 @@ export async function redisCommandStats(redis: Redis): Promise<CommandStats> {
 }
 
 /** What Redis ran between two readings. */
-export function commandStatsDelta(before: CommandStats, after: CommandStats): CommandStats {
+function commandStatsDelta(before: CommandStats, after: CommandStats): CommandStats {
   const delta: CommandStats = new Map();
   for (const [name, a] of after) {
     const b = before.get(name) ?? { calls: 0, usec: 0 };
